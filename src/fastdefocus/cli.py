@@ -23,6 +23,155 @@ def _cmd_train(args) -> int:
     return 0
 
 
+SIGMA_PNG_SCALE = 1000  # 16-bit PNG value = round(1000 * sigma in px)
+
+
+class Progress:
+    """A one-line progress bar on stderr (no dependency)."""
+
+    def __init__(self, total: int, enabled: bool = True):
+        self.total, self.done = total, 0
+        self.enabled = enabled and total > 1
+
+    def step(self, label: str = "") -> None:
+        self.done += 1
+        if self.enabled:
+            width = 30
+            filled = int(width * self.done / self.total)
+            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {label[:40]:40s}")
+            if self.done == self.total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _estimator_from(args):
+    from .estimator import DefocusEstimator
+    return DefocusEstimator(device=args.device, backend=args.backend, stride=args.stride, sigma0=args.sigma0)
+
+
+def _side_by_side(*images):
+    import numpy as np
+    height = max(im.shape[0] for im in images)
+    padded = [np.pad(im, ((0, height - im.shape[0]), (0, 0), (0, 0))) for im in images]
+    return np.concatenate(padded, axis=1)
+
+
+def _as_rgb8(image):
+    import cv2
+    import numpy as np
+    from .ingest import check_image
+    arr = check_image(image)
+    if arr.dtype == np.uint16:
+        arr = (arr / 257.0 + 0.5).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        arr = np.clip(arr * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    if arr.ndim == 2:
+        arr = cv2.cvtColor(arr, cv2.COLOR_GRAY2RGB)
+    elif arr.shape[2] == 1:
+        arr = cv2.cvtColor(arr[..., 0], cv2.COLOR_GRAY2RGB)
+    elif arr.shape[2] == 4:
+        arr = arr[..., :3]
+    return arr
+
+
+def _outputs_for(out_dir: Path, stem: str, fmt: str) -> dict:
+    return {"sigma": out_dir / f"{stem}_sigma.{fmt}", "sigma16": out_dir / f"{stem}_sigma16.png",
+            "color": out_dir / f"{stem}_sigma_color.png", "side": out_dir / f"{stem}_side_by_side.png"}
+
+
+def _write_result(outputs: dict, image, result, force: bool) -> None:
+    import numpy as np
+    from .imageio import encode_image, write_atomic, write_npy
+    if outputs["sigma"].suffix == ".npy":
+        write_npy(outputs["sigma"], result.sigma, force=force)
+    else:
+        write_atomic(outputs["sigma"], encode_image(result.sigma, ".tiff"), force=force)
+    sigma16 = np.clip(np.rint(result.sigma * SIGMA_PNG_SCALE), 0, 65535).astype(np.uint16)
+    write_atomic(outputs["sigma16"], encode_image(sigma16, ".png"), force=force)
+    color = result.colorize()
+    write_atomic(outputs["color"], encode_image(color, ".png"), force=force)
+    write_atomic(outputs["side"], encode_image(_side_by_side(_as_rgb8(image), color), ".png"), force=force)
+
+
+def _cmd_estimate(args) -> int:
+    from .imageio import read_image
+    out_dir = Path(args.output)
+    fmt = "npy" if args.format == "npy" else "tiff"
+    plan = []
+    for name in args.images:
+        outputs = _outputs_for(out_dir, Path(name).stem, fmt)
+        existing = [str(p) for p in outputs.values() if p.exists()]
+        if existing and not args.force:
+            print(f"error: would overwrite {', '.join(existing)}; pass --force to overwrite", file=sys.stderr)
+            return 2
+        plan.append((name, outputs))
+    est = _estimator_from(args)
+    print(f"backend {est.backend}, stride {est.stride}; 16-bit PNG maps store round({SIGMA_PNG_SCALE} * sigma px)",
+          file=sys.stderr)
+    progress = Progress(len(plan), enabled=not args.quiet)
+    failures = 0
+    for name, outputs in plan:
+        try:
+            image = read_image(name)
+            result = est.estimate(image)
+            _write_result(outputs, image, result, args.force)
+            if not args.quiet:
+                print(f"{name}: median sigma {float(__import__('numpy').median(result.sigma)):.2f} px, "
+                      f"sharpness {result.sharpness():.3f}, {result.timings['total'] * 1000:.0f} ms -> "
+                      f"{outputs['sigma']}")
+        except (OSError, ValueError, TypeError) as e:
+            failures += 1
+            print(f"error: {name}: {e}", file=sys.stderr)
+        progress.step(Path(name).name)
+    return 1 if failures else 0
+
+
+def _cmd_demo(args) -> int:
+    import numpy as np
+    from .evaluation import boundary_mask, map_errors, textured_mask
+    from .imageio import encode_image, write_atomic
+    from .scenes import demo_scene
+    out_dir = Path(args.output)
+    names = {k: out_dir / f"demo_{k}.png" for k in ("input", "truth", "estimate", "side_by_side")}
+    existing = [str(p) for p in names.values() if p.exists()]
+    if existing and not args.force:
+        print(f"error: would overwrite {', '.join(existing)}; pass --force to overwrite", file=sys.stderr)
+        return 2
+    blurred, truth, sharp = demo_scene(seed=args.seed)
+    est = _estimator_from(args)
+    result = est.estimate(blurred)
+    from .estimator import DefocusResult
+    truth_view = DefocusResult(sigma=truth, confidence=np.ones_like(truth), sigma_max=result.sigma_max).colorize()
+    est_view = result.colorize()
+    write_atomic(names["input"], encode_image(blurred, ".png"), force=args.force)
+    write_atomic(names["truth"], encode_image(truth_view, ".png"), force=args.force)
+    write_atomic(names["estimate"], encode_image(est_view, ".png"), force=args.force)
+    write_atomic(names["side_by_side"], encode_image(_side_by_side(blurred, truth_view, est_view), ".png"),
+                 force=args.force)
+    lum = sharp.astype(np.float32).mean(axis=2) / 255.0
+    tex = textured_mask(lum)
+    near = boundary_mask(truth)
+    all_err = map_errors(result.sigma, truth)
+    far_err = map_errors(result.sigma, truth, tex & ~near)
+    near_err = map_errors(result.sigma, truth, tex & near)
+    print(f"demo scene {blurred.shape[1]}x{blurred.shape[0]}, true sigma 0 to {truth.max():.1f} px; "
+          f"backend {est.backend}, {result.timings['total'] * 1000:.0f} ms")
+    print(f"mean absolute error {all_err['mae']:.3f} px (RMSE {all_err['rmse']:.3f}, "
+          f"Spearman {all_err['spearman']:.3f}, {100 * all_err['within_0_5']:.1f}% within 0.5 px)")
+    print(f"textured pixels away from focus boundaries: MAE {far_err['mae']:.3f} px; "
+          f"within 8 px of a boundary: MAE {near_err['mae']:.3f} px")
+    print(f"pictures in {out_dir}: {', '.join(p.name for p in names.values())}")
+    return 0
+
+
+def _add_estimator_options(p) -> None:
+    p.add_argument("--stride", type=int, default=8, help="patch grid step in px (divides 32; default 8)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch"])
+    p.add_argument("--sigma0", type=float, default=0.0, help="noise pre-filter sigma in px (default off)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastdefocus", description="Per-pixel defocus (blur sigma) maps.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -47,12 +196,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2, help="processes generating patches")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("estimate", help="defocus maps of images",
+                       description="For each image write <name>_sigma.tiff (float32 sigma in px; or .npy), "
+                                   f"<name>_sigma16.png (uint16, value = round({SIGMA_PNG_SCALE} x sigma px)), "
+                                   "<name>_sigma_color.png and <name>_side_by_side.png into the output folder.")
+    p.add_argument("images", nargs="+", help="image files")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--format", choices=["tiff", "npy"], default="tiff", help="float map format")
+    p.add_argument("-q", "--quiet", action="store_true")
+    _add_estimator_options(p)
+    p.set_defaults(func=_cmd_estimate)
+
+    p = sub.add_parser("demo", help="estimate a built-in synthetic scene with known defocus and print the error")
+    p.add_argument("-o", "--output", default="fastdefocus-demo", help="folder for the pictures")
+    p.add_argument("--seed", type=int, default=0)
+    _add_estimator_options(p)
+    p.set_defaults(func=_cmd_demo)
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        parser.exit(2, f"fastdefocus {args.command}: error: {e}\n")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from .blur import DEFAULT_LEVELS, disc_kernel, gaussian_kernel1d, level_bins
+from .scenes import dead_leaves
 
 PATCH = 32
 #: A sharp patch whose contrast-scaled standard deviation (intensity in [0, 1]) is
@@ -54,38 +55,6 @@ def load_gray_half(path: Path) -> np.ndarray:
         raise OSError(f"cannot read image {path}")
     h, w = img.shape
     return cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-
-
-def dead_leaves(rng: np.random.Generator, size: int = 256) -> np.ndarray:
-    """Dead-leaves image: occluding discs with power-law radii (p(r) ~ r^-3), random
-    grey levels, some filled with sharp texture. Perfectly sharp by construction."""
-    img = np.full((size, size), rng.uniform(0, 1), np.float32)
-    rmin, rmax = 1.5, size / 3
-    n = int(rng.integers(4000, 8000))
-    # inverse CDF of p(r) ~ r^-3 on [rmin, rmax]
-    u = rng.uniform(0, 1, n)
-    radii = 1.0 / np.sqrt(1.0 / rmin**2 - u * (1.0 / rmin**2 - 1.0 / rmax**2))
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    for r in radii:
-        cx, cy = rng.uniform(-r, size + r, 2)
-        x0, x1 = int(max(cx - r, 0)), int(min(cx + r + 1, size))
-        y0, y1 = int(max(cy - r, 0)), int(min(cy + r + 1, size))
-        if x0 >= x1 or y0 >= y1:
-            continue
-        sub_x, sub_y = xx[y0:y1, x0:x1], yy[y0:y1, x0:x1]
-        mask = (sub_x - cx) ** 2 + (sub_y - cy) ** 2 <= r * r
-        grey = rng.uniform(0, 1)
-        texture = rng.uniform()
-        if texture < 0.15 and r > 6:  # grating
-            period, angle = rng.uniform(2.5, 12), rng.uniform(0, np.pi)
-            fill = grey + rng.uniform(0.05, 0.3) * np.sin(
-                2 * np.pi * (sub_x * np.cos(angle) + sub_y * np.sin(angle)) / period)
-        elif texture < 0.3 and r > 6:  # white noise texture
-            fill = grey + rng.normal(0, rng.uniform(0.03, 0.15), sub_x.shape)
-        else:
-            fill = np.full(sub_x.shape, grey)
-        img[y0:y1, x0:x1][mask] = np.clip(fill, 0, 1)[mask]
-    return img
 
 
 @dataclass(frozen=True)
@@ -392,23 +361,36 @@ def evaluate_checkpoint_model(model, cache_dir: Path, levels: np.ndarray, std_fl
 
 # --------------------------------------------------------------------------- calibration, export, card
 
-def fit_level_calibration(raw: np.ndarray, sigma: np.ndarray, level: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """Monotone knots mapping the raw expected sigma to sigma: for each level, the mean raw
-    estimate maps to the mean true sigma of that level (inverts E[raw | level])."""
+def pool_adjacent_violators(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted isotonic (non-decreasing) regression of a sequence."""
+    blocks = []  # [mean, weight, count]
+    for v, w in zip(values.astype(float), weights.astype(float)):
+        blocks.append([v, w, 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            v2, w2, c2 = blocks.pop()
+            v1, w1, c1 = blocks.pop()
+            blocks.append([(v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, c1 + c2])
+    return np.concatenate([np.full(c, v) for v, _, c in blocks])
+
+
+def fit_calibration(raw: np.ndarray, sigma: np.ndarray, levels: np.ndarray, bins: int = 48) -> np.ndarray:
+    """Monotone knots mapping the raw expected sigma to sigma: isotonic regression of the true
+    sigma on the raw estimate (E[sigma | raw]) over quantile bins of the raw estimate."""
     from .blur import level_bins
+    order = np.argsort(raw, kind="stable")
+    groups = np.array_split(order, bins)
+    x = np.array([raw[g].mean() for g in groups])
+    y = pool_adjacent_violators(np.array([sigma[g].mean() for g in groups]), np.array([len(g) for g in groups]))
+    # strictly increasing knots; anchored at 0 and at the top of the range
     xs, ys = [0.0], [0.0]
-    for k in range(len(levels)):
-        sel = level == k
-        if sel.sum() < 20:
-            continue
-        x, y = float(raw[sel].mean()), float(sigma[sel].mean())
-        if x > xs[-1] + 1e-4 and y > ys[-1]:
-            xs.append(x)
-            ys.append(y)
+    for xi, yi in zip(x, y):
+        if xi > xs[-1] + 1e-4:
+            xs.append(float(xi))
+            ys.append(max(float(yi), ys[-1] + 1e-4))
     top = float(level_bins(levels)[-1])
     if xs[-1] < levels[-1]:
         xs.append(float(levels[-1]))
-        ys.append(max(top, ys[-1] + 1e-3))
+        ys.append(max(top, ys[-1] + 1e-4))
     return np.stack([xs, ys], axis=1)
 
 
@@ -471,7 +453,7 @@ def finalize(cache_dir: Path, run_dir: Path, weights_dir: Path, docs_dir: Path |
     raw = probs @ levels
     pred = probs.argmax(1)
     fit = (meta["source"] % 2 == 0) & ~meta["flat"]
-    knots = fit_level_calibration(raw[fit], meta["sigma"][fit], meta["level"][fit].astype(int), levels)
+    knots = fit_calibration(raw[fit], meta["sigma"][fit], levels)
     calibrated = apply_calibration(raw, knots)
     held = meta["source"] % 2 == 1
     tables = {}
@@ -500,7 +482,7 @@ def finalize(cache_dir: Path, run_dir: Path, weights_dir: Path, docs_dir: Path |
                   "std_floor": tcfg["std_floor"]},
         "output": "class probabilities (softmax over the levels)",
         "architecture": {"name": "MobileNetV2", "width_mult": tcfg["width_mult"], "num_classes": len(levels)},
-        "calibration": {"kind": "piecewise linear, raw expected sigma -> sigma",
+        "calibration": {"kind": "isotonic regression of sigma on the raw expected sigma, piecewise linear",
                         "fitted_on": "validation sources with even id (textured)", "knots": knots.tolist()},
         "data": summary,
         "training": {"config": tcfg, "epochs": len(history),

@@ -1,0 +1,280 @@
+"""DefocusEstimator: an image in, a per-pixel defocus (Gaussian sigma, px) map out.
+
+Stages (see docs/ARCHITECTURE.md): ingest -> patches -> classify -> splat -> refine.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from .blur import gaussian_blur
+from .classify import (PatchClassifier, apply_calibration, confidence_from_probs, expected_sigma_raw,
+                       load_model_info)
+from .filters import extract_patches
+from .ingest import to_luminance
+from .refine import pad_to, refine
+from .splat import splat
+
+
+@dataclass
+class DefocusResult:
+    """A defocus map and its confidence.
+
+    Attributes
+    ----------
+    sigma : float32 (H, W)
+        Gaussian blur sigma in pixels of the input image (0 = in focus).
+    confidence : float32 (H, W)
+        How much to trust ``sigma`` at each pixel, in [0, 1] (low on flat, textureless areas).
+    sigma_max : float
+        The largest sigma the model can report (its top level's bin edge), for fixed-scale views.
+    timings : dict
+        Seconds spent in each stage.
+    """
+    sigma: np.ndarray
+    confidence: np.ndarray
+    sigma_max: float
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def shape(self):
+        return self.sigma.shape
+
+    def normalized(self, vmax: float | None = None) -> np.ndarray:
+        """sigma / vmax clipped to [0, 1] (float32); ``vmax`` defaults to the model's range,
+        a fixed scale, so maps of different images stay comparable."""
+        vmax = self.sigma_max if vmax is None else float(vmax)
+        if not vmax > 0:
+            raise ValueError(f"vmax must be > 0, got {vmax}")
+        return np.clip(self.sigma / vmax, 0.0, 1.0).astype(np.float32)
+
+    def in_focus(self, threshold: float = 1.0) -> np.ndarray:
+        """Boolean mask of pixels whose sigma is at most ``threshold`` px."""
+        return self.sigma <= float(threshold)
+
+    def colorize(self, vmax: float | None = None, colormap: int = cv2.COLORMAP_VIRIDIS) -> np.ndarray:
+        """RGB uint8 picture of the map (dark = sharp, bright = blurred) on a fixed scale."""
+        gray = (self.normalized(vmax) * 255 + 0.5).astype(np.uint8)
+        return cv2.cvtColor(cv2.applyColorMap(gray, colormap), cv2.COLOR_BGR2RGB)
+
+    def sharpness(self) -> float:
+        """One score for the whole image in (0, 1]: 1 / (1 + s10), where s10 is the
+        confidence-weighted 10th percentile of sigma (how sharp the sharpest tenth is).
+        1.0 means perfectly in focus somewhere; 0.5 means its sharpest part has sigma 1 px."""
+        weights = self.confidence.ravel().astype(np.float64)
+        values = self.sigma.ravel().astype(np.float64)
+        if weights.sum() <= 1e-9:
+            weights = np.ones_like(weights)
+        order = np.argsort(values, kind="stable")
+        cum = np.cumsum(weights[order])
+        s10 = values[order][np.searchsorted(cum, 0.1 * cum[-1])]
+        return float(1.0 / (1.0 + max(s10, 0.0)))
+
+
+def _check_int(name: str, value, low: int, allowed=None) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} (type {type(value).__name__})")
+    value = int(value)
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value}")
+    if allowed is not None and value not in allowed:
+        raise ValueError(f"{name} must be one of {sorted(allowed)}, got {value}")
+    return value
+
+
+def _check_float(name: str, value, low: float, inclusive: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise TypeError(f"{name} must be a finite number, got {value!r}")
+    value = float(value)
+    if value < low or (not inclusive and value == low):
+        raise ValueError(f"{name} must be {'>=' if inclusive else '>'} {low}, got {value}")
+    return value
+
+
+class DefocusEstimator:
+    """Estimate per-pixel defocus maps.
+
+    Parameters
+    ----------
+    device : {"auto", "cpu", "cuda"}
+        Where the classifier runs. "auto" picks the CPU (the GPU pipeline is a separate path).
+    backend : {"auto", "onnxruntime", "torch"}
+        Classifier runtime. "auto" picks ONNX Runtime on the CPU (the fastest measured there)
+        and torch on CUDA. ``est.backend`` says which one runs.
+    stride : int
+        Patch grid step in pixels; must divide the patch size (32): 1, 2, 4, 8, 16 or 32.
+        Smaller is finer and slower (patches grow as 1 / stride^2).
+    sigma0 : float
+        Gaussian noise pre-filter sigma in px (0 = off). The estimate is corrected for it:
+        sigma = sqrt(max(s^2 - sigma0^2, 0)).
+    radius : float
+        Refinement guided-filter radius in pixels of the input.
+    eps : float
+        Guided-filter regularisation (luminance^2 units): edges with local luminance std well
+        above sqrt(eps) are kept.
+    iterations : int
+        Refinement iterations.
+    batch_size : int
+        Patches per classifier call.
+    weights : path, optional
+        Folder with a model (blur_classifier.json + files); defaults to the shipped model.
+    """
+
+    def __init__(self, device: str = "auto", backend: str = "auto", stride: int = 8, sigma0: float = 0.0,
+                 radius: float = 16.0, eps: float = 1e-3, iterations: int = 3, batch_size: int = 1024,
+                 weights: str | os.PathLike | None = None):
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+        if backend not in ("auto", "onnxruntime", "torch"):
+            raise ValueError(f"backend must be 'auto', 'onnxruntime' or 'torch', got {backend!r}")
+        self.info = load_model_info(weights)
+        self.patch_size = self.info.patch_size
+        divisors = {d for d in range(1, self.patch_size + 1) if self.patch_size % d == 0}
+        self.stride = _check_int("stride", stride, 1, divisors)
+        self.sigma0 = _check_float("sigma0", sigma0, 0.0)
+        self.radius = _check_float("radius", radius, 1.0)
+        self.eps = _check_float("eps", eps, 0.0, inclusive=False)
+        self.iterations = _check_int("iterations", iterations, 1)
+        self.batch_size = _check_int("batch_size", batch_size, 1)
+        self.classifier = PatchClassifier(self.info, device=device, backend=backend, batch_size=self.batch_size)
+        self.flat_std = float(self.info.metadata["data"].get("flat_std", 0.02))
+        self.sigma_max = float(self.info.calibration[-1, 1])
+
+    @property
+    def backend(self) -> str:
+        """The classifier runtime in use, e.g. 'onnxruntime' or 'torch-cpu'."""
+        return self.classifier.name
+
+    @property
+    def device(self) -> str:
+        return self.classifier.device
+
+    def __repr__(self) -> str:
+        return (f"DefocusEstimator(device={self.device!r}, backend={self.backend!r}, stride={self.stride}, "
+                f"sigma0={self.sigma0}, radius={self.radius}, eps={self.eps}, iterations={self.iterations})")
+
+    def _patch_texture(self, padded: np.ndarray, grid) -> np.ndarray:
+        """Standard deviation of every patch on the grid (integral images, float64)."""
+        p, s = self.patch_size, self.stride
+        ny, nx = grid
+        sums = np.zeros((padded.shape[0] + 1, padded.shape[1] + 1))
+        sq = np.zeros_like(sums)
+        x = padded.astype(np.float64)
+        sums[1:, 1:] = x.cumsum(0).cumsum(1)
+        sq[1:, 1:] = (x * x).cumsum(0).cumsum(1)
+        ys, xs = np.arange(ny) * s, np.arange(nx) * s
+
+        def window(table):
+            return (table[np.ix_(ys + p, xs + p)] - table[np.ix_(ys, xs + p)]
+                    - table[np.ix_(ys + p, xs)] + table[np.ix_(ys, xs)])
+        n = float(p * p)
+        mean = window(sums) / n
+        return np.sqrt(np.maximum(window(sq) / n - mean * mean, 0.0))
+
+    def estimate(self, image) -> DefocusResult:
+        """Defocus map of one image.
+
+        Parameters
+        ----------
+        image : array (H, W), (H, W, 3) RGB, (H, W, 4) RGBA or torch tensor (H, W) / (C, H, W)
+            uint8, uint16 or float in [0, 1]; any size from 1 x 1 (images smaller than a
+            patch are padded by reflection).
+
+        Returns
+        -------
+        DefocusResult
+            ``sigma`` and ``confidence`` of shape (H, W), float32.
+        """
+        timings = {}
+        t0 = time.perf_counter()
+        lum = to_luminance(image)
+        h, w = lum.shape
+        p, s = self.patch_size, self.stride
+        source = gaussian_blur(lum, self.sigma0) if self.sigma0 > 0 else lum
+        t1 = time.perf_counter()
+        timings["ingest"] = t1 - t0
+        patches, grid = extract_patches(source, size=p, stride=s, normalize=True, std_floor=self.info.std_floor)
+        ny, nx = grid
+        k = p // s
+        padded_h, padded_w = (ny + k - 1) * s, (nx + k - 1) * s
+        texture = self._patch_texture(pad_to(source, padded_h, padded_w), grid)
+        t2 = time.perf_counter()
+        timings["patches"] = t2 - t1
+        probs = self.classifier.probabilities(patches)
+        t3 = time.perf_counter()
+        timings["classify"] = t3 - t2
+        sigma_patch = apply_calibration(expected_sigma_raw(probs, self.info.levels), self.info.calibration)
+        if self.sigma0 > 0:
+            sigma_patch = np.sqrt(np.maximum(sigma_patch ** 2 - self.sigma0 ** 2, 0.0))
+        texture_conf = np.clip((texture.ravel() - 0.5 * self.flat_std) / (1.5 * self.flat_std), 0.0, 1.0)
+        conf_patch = confidence_from_probs(probs) * texture_conf.astype(np.float32)
+        cell_sigma, cell_conf = splat(sigma_patch.reshape(grid), conf_patch.reshape(grid), p, s)
+        t4 = time.perf_counter()
+        timings["splat"] = t4 - t3
+        guide = pad_to(lum, padded_h, padded_w)
+        dense, dense_conf = refine(cell_sigma, cell_conf, guide, s, self.radius, self.eps, self.iterations)
+        sigma = np.ascontiguousarray(np.clip(dense[:h, :w], 0.0, self.sigma_max))
+        confidence = np.ascontiguousarray(dense_conf[:h, :w])
+        timings["refine"] = time.perf_counter() - t4
+        timings["total"] = time.perf_counter() - t0
+        return DefocusResult(sigma=sigma, confidence=confidence, sigma_max=self.sigma_max, timings=timings)
+
+    __call__ = estimate
+
+    def stream(self, frames: Iterable | str | os.PathLike) -> Iterator[DefocusResult]:
+        """Estimate a sequence of same-sized frames in order (a video path is read with OpenCV,
+        BGR converted to RGB). Frames of a different size than the first raise ValueError."""
+        if isinstance(frames, (str, os.PathLike)):
+            frames = _video_frames(Path(frames))
+        first_shape = None
+        for index, frame in enumerate(frames):
+            result = self.estimate(frame)
+            if first_shape is None:
+                first_shape = result.shape
+            elif result.shape != first_shape:
+                raise ValueError(f"frame {index} has size {result.shape}, but the stream started with "
+                                 f"{first_shape}: all frames of a stream must have the same size")
+            yield result
+
+
+def _video_frames(path: Path) -> Iterator[np.ndarray]:
+    if not path.exists():
+        raise FileNotFoundError(f"video not found: {path}")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise ValueError(f"cannot open video {path}: not a video file OpenCV can read")
+    try:
+        count = 0
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            count += 1
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        if count == 0:
+            raise ValueError(f"video {path} has no readable frames (corrupt or empty)")
+    finally:
+        cap.release()
+
+
+def estimate(image, **options) -> DefocusResult:
+    """One-call convenience: ``DefocusEstimator(**options).estimate(image)``.
+
+    The estimator (and its model) is cached per set of options, so repeated calls are cheap.
+    """
+    key = tuple(sorted(options.items()))
+    est = _ESTIMATORS.get(key)
+    if est is None:
+        est = _ESTIMATORS[key] = DefocusEstimator(**options)
+    return est.estimate(image)
+
+
+_ESTIMATORS: dict = {}

@@ -1,0 +1,78 @@
+"""The refine stage: coarse cell map -> dense, edge-aligned map at full resolution.
+
+The iterative confidence-weighted guided filter runs on a working grid a few
+pixels coarse (``working_scale``), guided by the area-downsampled luminance;
+then guided upsampling (He and Sun, "Fast guided filter", 2015) carries the
+result to full resolution: the local linear coefficients of a last guided
+filter are upsampled and applied to the full-resolution luminance, so edges
+come from the image itself.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .filters import box_filter, iterative_guided_filter
+
+
+def working_scale(stride: int) -> int:
+    """Pixels per working-grid pixel: fine enough for edges, coarse enough to be cheap."""
+    return min(stride, 4)
+
+
+def pad_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Reflect-pad (reflect-101, repeated as needed) at the bottom and right."""
+    h, w = image.shape
+    if (h, w) == (height, width):
+        return image
+    return np.pad(image, ((0, height - h), (0, width - w)), mode="reflect")
+
+
+def guided_coefficients(src: np.ndarray, guide: np.ndarray, radius: int, eps: float):
+    """Mean local linear coefficients (A, B) of the guided filter: output = A * guide + B."""
+    mean_i = box_filter(guide, radius)
+    mean_p = box_filter(src, radius)
+    cov_ip = box_filter(guide * src, radius) - mean_i * mean_p
+    var_i = box_filter(guide * guide, radius) - mean_i * mean_i
+    a = cov_ip / (var_i + np.float32(eps))
+    b = mean_p - a * mean_i
+    return box_filter(a, radius), box_filter(b, radius)
+
+
+def resize(image: np.ndarray, height: int, width: int, area: bool = False) -> np.ndarray:
+    interp = cv2.INTER_AREA if area else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interp)
+
+
+def refine(cell_values: np.ndarray, cell_confidence: np.ndarray, luminance_padded: np.ndarray, stride: int,
+           radius: float, eps: float, iterations: int, upsample_radius: float = 4.0,
+           upsample_eps: float = 1e-2):
+    """Refine a cell map into a dense map of the padded image's size.
+
+    Parameters
+    ----------
+    cell_values, cell_confidence : float32 (Hc, Wc)
+        The splatted map and its confidence, one value per stride x stride cell.
+    luminance_padded : float32 (Hc * stride, Wc * stride), values in [0, 1]
+        The guide.
+    radius, upsample_radius : float
+        Guided filter radii in full-resolution pixels.
+
+    Returns
+    -------
+    dense_values, dense_confidence : float32 (Hc * stride, Wc * stride)
+    """
+    hc, wc = cell_values.shape
+    full_h, full_w = hc * stride, wc * stride
+    scale = working_scale(stride)
+    work_h, work_w = full_h // scale, full_w // scale
+    guide = resize(luminance_padded, work_h, work_w, area=True)
+    values = resize(cell_values, work_h, work_w)
+    confidence = np.clip(resize(cell_confidence, work_h, work_w), 0.0, 1.0)
+    r_work = max(1, int(round(radius / scale)))
+    refined = iterative_guided_filter(values, guide, r_work, eps, weights=confidence, iterations=iterations)
+    r_up = max(1, int(round(upsample_radius / scale)))
+    coef_a, coef_b = guided_coefficients(refined, guide, r_up, upsample_eps)
+    dense = resize(coef_a, full_h, full_w) * luminance_padded + resize(coef_b, full_h, full_w)
+    dense_confidence = np.clip(resize(confidence, full_h, full_w), 0.0, 1.0)
+    return dense.astype(np.float32, copy=False), dense_confidence.astype(np.float32, copy=False)

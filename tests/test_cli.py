@@ -1,0 +1,58 @@
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from fastdefocus.cli import SIGMA_PNG_SCALE, main
+from fastdefocus.scenes import dead_leaves
+
+
+def test_demo_prints_error_and_refuses_overwrite(tmp_path, capsys):
+    assert main(["demo", "-o", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "mean absolute error" in out
+    for name in ("input", "truth", "estimate", "side_by_side"):
+        assert (tmp_path / f"demo_{name}.png").stat().st_size > 0
+    assert main(["demo", "-o", str(tmp_path)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert main(["demo", "-o", str(tmp_path), "--force"]) == 0
+
+
+@pytest.fixture
+def photo(tmp_path):
+    img = (dead_leaves(np.random.default_rng(4), size=96, colour=True) * 255).astype(np.uint8)
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), img)
+    return path
+
+
+def test_estimate_writes_all_outputs(tmp_path, photo):
+    out = tmp_path / "out"
+    assert main(["estimate", str(photo), "-o", str(out), "-q"]) == 0
+    sigma = cv2.imread(str(out / "photo_sigma.tiff"), cv2.IMREAD_UNCHANGED)
+    sigma16 = cv2.imread(str(out / "photo_sigma16.png"), cv2.IMREAD_UNCHANGED)
+    assert sigma.dtype == np.float32 and sigma.shape == (96, 96)
+    assert sigma16.dtype == np.uint16
+    assert np.abs(sigma16 / SIGMA_PNG_SCALE - sigma).max() <= 0.5 / SIGMA_PNG_SCALE + 1e-6
+    assert cv2.imread(str(out / "photo_sigma_color.png")).shape == (96, 96, 3)
+    assert cv2.imread(str(out / "photo_side_by_side.png")).shape == (96, 192, 3)
+    assert not list(out.glob("*.tmp"))
+    # never overwrites without --force
+    assert main(["estimate", str(photo), "-o", str(out), "-q"]) == 2
+    assert main(["estimate", str(photo), "-o", str(out), "-q", "--force", "--format", "npy"]) == 0
+    assert np.load(out / "photo_sigma.npy").shape == (96, 96)
+
+
+def test_estimate_bad_file(tmp_path, capsys):
+    bad = tmp_path / "notes.png"
+    bad.write_text("this is not an image")
+    assert main(["estimate", str(bad), "-o", str(tmp_path / "o")]) == 1
+    assert "cannot decode" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "notes_sigma.tiff").exists()
+
+
+def test_console_script_help():
+    res = subprocess.run([sys.executable, "-m", "fastdefocus.cli", "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and "estimate" in res.stdout and "demo" in res.stdout

@@ -1,0 +1,150 @@
+"""DefocusEstimator end to end on generated scenes with known sigma maps."""
+import numpy as np
+import pytest
+
+import fastdefocus
+from fastdefocus.scenes import blur_by_map, dead_leaves
+
+
+@pytest.fixture(scope="module")
+def estimator():
+    return fastdefocus.DefocusEstimator()
+
+
+@pytest.fixture(scope="module")
+def stripes_scene():
+    """Dead leaves blurred by vertical stripes of constant sigma 0, 1, 2, 3, 4 px."""
+    rng = np.random.default_rng(21)
+    sharp = dead_leaves(rng, size=320)[:256, :320]
+    sigmas = [0.0, 1.0, 2.0, 3.0, 4.0]
+    truth = np.repeat(np.repeat(np.array(sigmas, np.float32)[None, :], 256, 0), 64, 1)
+    return blur_by_map(sharp, truth), truth, sigmas
+
+
+def test_constant_regions_are_right(estimator, stripes_scene):
+    blurred, truth, sigmas = stripes_scene
+    result = estimator.estimate(np.round(blurred * 255).astype(np.uint8))
+    for i, s in enumerate(sigmas):
+        region = result.sigma[16:-16, i * 64 + 16:(i + 1) * 64 - 16]
+        assert abs(float(np.median(region)) - s) <= 0.4, (s, float(np.median(region)))
+
+
+@pytest.mark.parametrize("make", [
+    lambda rng: rng.integers(0, 256, (70, 90), dtype=np.uint8),
+    lambda rng: rng.integers(0, 256, (70, 90, 1), dtype=np.uint8),
+    lambda rng: rng.integers(0, 256, (70, 90, 3), dtype=np.uint8),
+    lambda rng: rng.integers(0, 65536, (70, 90, 4), dtype=np.uint16),
+    lambda rng: rng.uniform(0, 1, (70, 90)).astype(np.float32),
+    lambda rng: rng.uniform(0, 1, (70, 90, 3)),
+    lambda rng: np.asfortranarray(rng.uniform(0, 1, (70, 90))),
+    lambda rng: rng.uniform(0, 1, (140, 180))[::2, ::2],
+], ids=["gray8", "gray8x1", "rgb8", "rgba16", "f32", "rgb_f64", "fortran", "strided"])
+def test_output_shape_and_dtype(estimator, make):
+    image = make(np.random.default_rng(0))
+    result = estimator.estimate(image)
+    assert result.sigma.shape == (70, 90) and result.sigma.dtype == np.float32
+    assert result.confidence.shape == (70, 90) and result.confidence.dtype == np.float32
+    assert np.isfinite(result.sigma).all()
+    assert result.sigma.min() >= 0 and result.sigma.max() <= result.sigma_max
+    assert result.confidence.min() >= 0 and result.confidence.max() <= 1
+
+
+def test_torch_tensor_input(estimator):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    image = rng.uniform(0, 1, (3, 50, 60)).astype(np.float32)
+    from_torch = estimator.estimate(torch.from_numpy(image))
+    from_numpy = estimator.estimate(np.moveaxis(image, 0, -1))
+    assert from_torch.sigma.shape == (50, 60)
+    assert np.array_equal(from_torch.sigma, from_numpy.sigma)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (31, 33), (32, 32), (1, 200)])
+def test_small_images_are_padded(estimator, shape):
+    image = np.random.default_rng(2).uniform(0, 1, shape).astype(np.float32)
+    result = estimator.estimate(image)
+    assert result.sigma.shape == shape and np.isfinite(result.sigma).all()
+
+
+def test_flat_image_has_low_confidence(estimator):
+    result = estimator.estimate(np.full((96, 128), 0.5, np.float32))
+    assert result.confidence.max() < 0.05
+
+
+def test_deterministic(estimator, stripes_scene):
+    image = np.round(stripes_scene[0] * 255).astype(np.uint8)
+    a, b = estimator.estimate(image), estimator.estimate(image)
+    assert np.array_equal(a.sigma, b.sigma) and np.array_equal(a.confidence, b.confidence)
+
+
+def test_result_views(estimator, stripes_scene):
+    result = estimator.estimate(stripes_scene[0].astype(np.float32))
+    norm = result.normalized()
+    assert norm.dtype == np.float32 and 0 <= norm.min() and norm.max() <= 1
+    mask = result.in_focus(1.0)
+    assert mask.dtype == bool and mask[:, :48].mean() > 0.8 and mask[:, -48:].mean() < 0.2
+    picture = result.colorize()
+    assert picture.shape == result.sigma.shape + (3,) and picture.dtype == np.uint8
+    sharp_score = result.sharpness()
+    assert 0 < sharp_score <= 1
+    blurred_all = estimator.estimate(blur_by_map(stripes_scene[0], np.full(stripes_scene[1].shape, 3.0)))
+    assert blurred_all.sharpness() < sharp_score
+
+
+def test_prefilter_sigma_arithmetic(stripes_scene):
+    """With a pre-filter sigma0 the estimate stays in the input's units: sqrt(s^2 - sigma0^2)."""
+    blurred, truth, sigmas = stripes_scene
+    est = fastdefocus.DefocusEstimator(sigma0=1.0)
+    result = est.estimate(np.round(blurred * 255).astype(np.uint8))
+    for i, s in enumerate(sigmas):
+        if s >= 2:
+            region = result.sigma[16:-16, i * 64 + 16:(i + 1) * 64 - 16]
+            assert abs(float(np.median(region)) - s) <= 0.5, (s, float(np.median(region)))
+
+
+def test_one_call_convenience(stripes_scene):
+    a = fastdefocus.estimate(stripes_scene[0].astype(np.float32), stride=16)
+    b = fastdefocus.DefocusEstimator(stride=16).estimate(stripes_scene[0].astype(np.float32))
+    assert np.array_equal(a.sigma, b.sigma)
+
+
+def test_stream_in_order_and_same_size(estimator, stripes_scene):
+    frames = [np.round(stripes_scene[0] * 255).astype(np.uint8), np.zeros((256, 320), np.uint8)]
+    results = list(estimator.stream(frames))
+    assert len(results) == 2
+    assert np.array_equal(results[0].sigma, estimator.estimate(frames[0]).sigma)
+    with pytest.raises(ValueError, match="same size"):
+        list(estimator.stream([frames[0], frames[0][:100]]))
+
+
+@pytest.mark.parametrize("image, error, match", [
+    (np.zeros((0, 10)), ValueError, "zero height or width"),
+    (np.zeros((10, 0, 3)), ValueError, "zero height or width"),
+    (np.zeros((10, 10), bool), TypeError, "dtype"),
+    (np.zeros((10, 10), complex), TypeError, "dtype"),
+    (np.full((10, 10), np.nan), ValueError, "NaN"),
+    (np.full((10, 10), 2.0), ValueError, r"expected \[0, 1\]"),
+    (np.zeros((10, 10, 5)), ValueError, "channels"),
+    (np.zeros((2, 10, 10, 3)), ValueError, "2-D"),
+    ("not an image", TypeError, "NumPy array"),
+])
+def test_bad_images(estimator, image, error, match):
+    with pytest.raises(error, match=match):
+        estimator.estimate(image)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"stride": 0}, ValueError, "stride"),
+    ({"stride": 3}, ValueError, "stride must be one of"),
+    ({"stride": -8}, ValueError, "stride"),
+    ({"stride": 8.5}, TypeError, "stride must be an integer"),
+    ({"radius": 0}, ValueError, "radius"),
+    ({"eps": 0}, ValueError, "eps"),
+    ({"iterations": 0}, ValueError, "iterations"),
+    ({"sigma0": -1}, ValueError, "sigma0"),
+    ({"device": "tpu"}, ValueError, "device"),
+    ({"backend": "magic"}, ValueError, "backend"),
+])
+def test_bad_options(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        fastdefocus.DefocusEstimator(**kwargs)
