@@ -1,0 +1,70 @@
+// fastdefocus/filters.hpp - C++ interface of the fastdefocus image filters.
+//
+// All images are single-channel, row-major, C-contiguous float32 arrays of
+// `h` rows by `w` columns (h, w >= 1).  Borders use "reflect" (reflect-101:
+// ... c b | a b c d | c b ...), repeated for windows larger than the image
+// (index folding with period 2(n-1); a length-1 axis maps every index to 0).
+//
+// Sums are accumulated in double precision, the work is split over chunks of
+// rows between `threads` threads (0 = default_threads(), and 1 for images
+// under 32768 pixels) and the cost per pixel does not depend on the radius.
+//
+// Invalid sizes/arguments throw std::invalid_argument.  Values are not
+// checked for finiteness here: callers must pass finite data.
+#pragma once
+
+#include <cstdint>
+
+namespace fastdefocus {
+
+// Index of position `j` (any integer) of a reflect-101 extended axis of
+// length n >= 1.
+std::int64_t reflect_index(std::int64_t j, std::int64_t n) noexcept;
+
+// Number of threads used when `threads` is 0: $FASTDEFOCUS_NUM_THREADS, else
+// $OMP_NUM_THREADS, else the CPUs this process may run on.
+int default_threads() noexcept;
+
+// True when the library was built with OpenMP (FASTDEFOCUS_OPENMP=ON) rather
+// than std::thread.
+bool built_with_openmp() noexcept;
+
+// Mean over the (2r+1) x (2r+1) window.  `dst` must not overlap `src`.
+void box_filter(const float* src, float* dst, std::int64_t h, std::int64_t w,
+                std::int64_t radius, int threads = 0);
+
+// Guided filter (He et al.) of `src` with the gray `guide`.  With `weights`
+// (nullable, per-pixel, >= 0) it is the weighted guided filter: with
+// w_e = weights + 1e-6 the window fit uses the w_e-weighted means, and the
+// output is q = box(a) * I + box(b).  `dst` may be the same buffer as `src`
+// (then a temporary image is used) but must not overlap guide or weights, nor
+// partially overlap src.
+void guided_filter(const float* src, const float* guide, const float* weights,
+                   float* dst, std::int64_t h, std::int64_t w,
+                   std::int64_t radius, double eps, int threads = 0);
+
+// `iterations` (>= 1) applications of guided_filter, feeding each output back
+// as the next source, with the same guide and weights.  `dst` may equal `src`.
+void iterative_guided_filter(const float* src, const float* guide,
+                             const float* weights, float* dst, std::int64_t h,
+                             std::int64_t w, std::int64_t radius, double eps,
+                             int iterations, int threads = 0);
+
+struct PatchGrid {
+    std::int64_t ny;
+    std::int64_t nx;
+};
+
+// Grid of patches: ny = ceil(max(h - size, 0) / stride) + 1 (same for nx).
+PatchGrid patch_grid(std::int64_t h, std::int64_t w, std::int64_t size,
+                     std::int64_t stride);
+
+// Copies the ny*nx patches (size x size, row-major over the grid) of `gray`,
+// reflect-padded at the bottom and right, into `out` (ny*nx*size*size floats).
+// With `normalize`, each patch becomes (p - mean) / max(std, std_floor) with
+// the population std (mean and std computed in double).
+void extract_patches(const float* gray, std::int64_t h, std::int64_t w,
+                     std::int64_t size, std::int64_t stride, bool normalize,
+                     double std_floor, float* out, int threads = 0);
+
+}  // namespace fastdefocus

@@ -1,0 +1,82 @@
+// Patch extraction on a reflect-padded grid.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "fastdefocus/filters.hpp"
+#include "parallel.hpp"
+
+namespace fastdefocus {
+
+using std::int64_t;
+
+PatchGrid patch_grid(int64_t h, int64_t w, int64_t size, int64_t stride) {
+    if (h < 1 || w < 1)
+        throw std::invalid_argument("image must be at least 1x1, got " + std::to_string(h) + "x" +
+                                    std::to_string(w));
+    if (size < 1) throw std::invalid_argument("size must be >= 1, got " + std::to_string(size));
+    if (stride < 1) throw std::invalid_argument("stride must be >= 1, got " + std::to_string(stride));
+    auto count = [&](int64_t n) {
+        const int64_t extra = std::max<int64_t>(n - size, 0);
+        return (extra + stride - 1) / stride + 1;
+    };
+    return PatchGrid{count(h), count(w)};
+}
+
+void extract_patches(const float* gray, int64_t h, int64_t w, int64_t size, int64_t stride,
+                     bool normalize, double std_floor, float* out, int threads) {
+    if (gray == nullptr || out == nullptr) throw std::invalid_argument("gray and out must not be null");
+    const PatchGrid g = patch_grid(h, w, size, stride);
+    if (normalize && !(std_floor > 0.0 && std::isfinite(std_floor)))
+        throw std::invalid_argument("std_floor must be a finite number > 0");
+    const int64_t npatch = g.ny * g.nx;
+    const int64_t area = size * size;
+    if (npatch > std::numeric_limits<int64_t>::max() / area) throw std::invalid_argument("too many patches");
+
+    // Source column of every column of the padded image (the grid needs
+    // (nx-1)*stride + size columns); reflect-101 at the right.
+    const int64_t wp = (g.nx - 1) * stride + size;
+    std::vector<int64_t> colsrc(static_cast<std::size_t>(wp));
+    for (int64_t x = 0; x < wp; ++x) colsrc[static_cast<std::size_t>(x)] = reflect_index(x, w);
+
+    const int nt = detail::resolve_threads(threads, npatch, npatch * area);
+    const int64_t nchunks = nt == 1 ? 1 : std::min<int64_t>(npatch, 4 * nt);
+    detail::parallel_for(nt, nchunks, [&](int64_t chunk) {
+        const int64_t b = npatch * chunk / nchunks, e = npatch * (chunk + 1) / nchunks;
+        for (int64_t p = b; p < e; ++p) {
+            const int64_t iy = p / g.nx, ix = p % g.nx;
+            const int64_t y0 = iy * stride, x0 = ix * stride;
+            float* const dst = out + p * area;
+            const bool inside_x = x0 + size <= w;
+            for (int64_t i = 0; i < size; ++i) {
+                const float* const row = gray + reflect_index(y0 + i, h) * w;
+                float* const d = dst + i * size;
+                if (inside_x) {
+                    std::memcpy(d, row + x0, static_cast<std::size_t>(size) * sizeof(float));
+                } else {
+                    const int64_t* const cs = colsrc.data() + x0;
+                    for (int64_t j = 0; j < size; ++j) d[j] = row[cs[j]];
+                }
+            }
+            if (normalize) {
+                double sum = 0.0;
+                for (int64_t k = 0; k < area; ++k) sum += dst[k];
+                const double mean = sum / static_cast<double>(area);
+                double ss = 0.0;
+                for (int64_t k = 0; k < area; ++k) {
+                    const double d = dst[k] - mean;
+                    ss += d * d;
+                }
+                const double sd = std::sqrt(ss / static_cast<double>(area));
+                const double den = std::max(sd, std_floor);
+                for (int64_t k = 0; k < area; ++k) dst[k] = static_cast<float>((dst[k] - mean) / den);
+            }
+        }
+    });
+}
+
+}  // namespace fastdefocus

@@ -1,0 +1,1 @@
+"""GPU kernels of fastdefocus (shipped as the subpackage ``fastdefocus.kernels``)."""
