@@ -66,6 +66,30 @@ Array guided_filter(const Array& src, const Array& guide, const py::object& weig
     return out;
 }
 
+py::tuple guided_coefficients(const Array& src, const Array& guide, const py::object& weights,
+                              int64_t radius, double eps, int threads) {
+    require_2d(src, "src");
+    require_same_shape(src, guide, "guide");
+    const int64_t h = src.shape(0), w = src.shape(1);
+    Array wt;
+    const float* wp = nullptr;
+    if (!weights.is_none()) {
+        wt = weights.cast<Array>();
+        require_same_shape(src, wt, "weights");
+        wp = wt.data();
+    }
+    Array a({h, w}), b({h, w});
+    const float* s = src.data();
+    const float* g = guide.data();
+    float* ap = a.mutable_data();
+    float* bp = b.mutable_data();
+    {
+        py::gil_scoped_release release;
+        fastdefocus::guided_coefficients(s, g, wp, ap, bp, h, w, radius, eps, threads);
+    }
+    return py::make_tuple(a, b);
+}
+
 py::tuple extract_patches(const Array& gray, int64_t size, int64_t stride, bool normalize,
                           double std_floor, int threads) {
     require_2d(gray, "gray");
@@ -106,6 +130,8 @@ PYBIND11_MODULE(_native, m) {
     m.def("box_filter", &box_filter, py::arg("src"), py::arg("radius"), py::arg("threads") = 0);
     m.def("guided_filter", &guided_filter, py::arg("src"), py::arg("guide"), py::arg("weights"),
           py::arg("radius"), py::arg("eps"), py::arg("iterations") = 1, py::arg("threads") = 0);
+    m.def("guided_coefficients", &guided_coefficients, py::arg("src"), py::arg("guide"),
+          py::arg("weights"), py::arg("radius"), py::arg("eps"), py::arg("threads") = 0);
     m.def("extract_patches", &extract_patches, py::arg("gray"), py::arg("size"), py::arg("stride"),
           py::arg("normalize"), py::arg("std_floor"), py::arg("threads") = 0);
     m.def("scan", &scan, py::arg("a"), py::arg("threads") = 0,

@@ -346,6 +346,10 @@ struct WeightedCoefRingSink {
     }
 };
 
+// Final sinks of the guided filter: they take the window sums of a and b.
+// OutputSink applies the mean coefficients to the guide (q = A I + B, fused);
+// MeanCoefSink stores A and B themselves.
+
 struct OutputSink {
     const float* guide;
     float* out;
@@ -360,6 +364,23 @@ struct OutputSink {
         }
     };
     Row row(int64_t y) const { return Row{guide + y * w, out + y * w, inv_count}; }
+};
+
+struct MeanCoefSink {
+    float* a;
+    float* b;
+    int64_t w;
+    double inv_count;
+    struct Row {
+        float* __restrict a;
+        float* __restrict b;
+        double inv_count;
+        inline void operator()(int64_t x, const double* s) const {
+            a[x] = static_cast<float>(s[0] * inv_count);
+            b[x] = static_cast<float>(s[1] * inv_count);
+        }
+    };
+    Row row(int64_t y) const { return Row{a + y * w, b + y * w, inv_count}; }
 };
 
 // ----------------------------------------------------------------- engine
@@ -527,19 +548,18 @@ void run_single(int nt, const Source& src, const Sink& sink, int64_t h, int64_t 
 
 // Guided filter, fused: each thread computes the coefficients a, b of the
 // rows its output rows need (its own rows plus a halo of r rows each side)
-// into a ring buffer of min(2r+2, h) rows, and box-filters them right away.
+// into a ring buffer of min(2r+2, h) rows, and box-filters them right away
+// into `out` (a final sink: OutputSink or MeanCoefSink).
 // For output row y the ring holds rows [min(h-1, y+r) - slots + 1,
 // min(h-1, y+r)], which contains every (reflected) row of the window of y
 // and the row leaving it.
-template <class Stage1, class MakeCoefSink>
-void run_guided(int nt, const Stage1& stage1, MakeCoefSink make_coef_sink, const float* guide,
-                float* dst, int64_t h, int64_t w, int64_t r, const HorizontalPlan& hp) {
-    const double inv = inverse_window_size(r);
+template <class Stage1, class MakeCoefSink, class FinalSink>
+void run_guided(int nt, const Stage1& stage1, MakeCoefSink make_coef_sink, const FinalSink& out,
+                int64_t h, int64_t w, int64_t r, const HorizontalPlan& hp) {
     const int64_t slots = std::min<int64_t>(2 * r + 2, h);
     // a chunk recomputes up to 2r coefficient rows of its neighbours
     const int64_t rows = chunk_rows(nt, h, std::min(2 * r, h));
     const int64_t nchunks = (h + rows - 1) / rows;
-    const OutputSink out{guide, dst, w, inv};
     using CoefSink = decltype(make_coef_sink(static_cast<float*>(nullptr), static_cast<float*>(nullptr),
                                              int64_t(1)));
     struct State {
@@ -580,6 +600,34 @@ void run_guided(int nt, const Stage1& stage1, MakeCoefSink make_coef_sink, const
         });
 }
 
+// One guided filter pass of `src` (the only code computing the coefficients
+// a, b): the window sums of a and b go to `out`, a final sink.
+template <class FinalSink>
+void guided_pass(int nt, const float* src, const float* guide, const float* weights, const FinalSink& out,
+                 int64_t h, int64_t w, int64_t r, double eps, const HorizontalPlan& hp) {
+    if (weights != nullptr) {
+        run_guided(
+            nt, WeightedGuidedSource{guide, src, weights, w},
+            [&](float* a, float* b, int64_t slots) { return WeightedCoefRingSink{a, b, w, slots, eps}; }, out, h,
+            w, r, hp);
+    } else {
+        const double inv = inverse_window_size(r);
+        run_guided(
+            nt, GuidedSource{guide, src, w},
+            [&](float* a, float* b, int64_t slots) { return CoefRingSink{a, b, w, slots, inv, eps}; }, out, h, w,
+            r, hp);
+    }
+}
+
+void check_guided_args(const float* src, const float* guide, int64_t h, int64_t w, int64_t radius,
+                       double eps) {
+    check_image(src, "src", h, w);
+    check_image(guide, "guide", h, w);
+    check_radius(radius);
+    if (!(eps > 0.0) || !std::isfinite(eps))
+        throw std::invalid_argument("eps must be a finite number > 0, got " + std::to_string(eps));
+}
+
 }  // namespace
 }  // namespace detail
 
@@ -597,12 +645,8 @@ void iterative_guided_filter(const float* src, const float* guide, const float* 
                              int64_t h, int64_t w, int64_t radius, double eps, int iterations,
                              int threads) {
     using namespace detail;
-    check_image(src, "src", h, w);
-    check_image(guide, "guide", h, w);
+    check_guided_args(src, guide, h, w, radius, eps);
     check_image(dst, "dst", h, w);
-    check_radius(radius);
-    if (!(eps > 0.0) || !std::isfinite(eps))
-        throw std::invalid_argument("eps must be a finite number > 0, got " + std::to_string(eps));
     if (iterations < 1)
         throw std::invalid_argument("iterations must be >= 1, got " + std::to_string(iterations));
 
@@ -620,17 +664,7 @@ void iterative_guided_filter(const float* src, const float* guide, const float* 
     for (int it = 0; it < iterations; ++it) {
         float* target = ((iterations - 1 - it) % 2 == 0) ? dst : tmp.get();
         if (target == cur) target = (target == dst) ? tmp.get() : dst;  // only when src == dst
-        if (weights != nullptr) {
-            run_guided(
-                nt, WeightedGuidedSource{guide, cur, weights, w},
-                [&](float* a, float* b, int64_t slots) { return WeightedCoefRingSink{a, b, w, slots, eps}; },
-                guide, target, h, w, radius, hp);
-        } else {
-            run_guided(
-                nt, GuidedSource{guide, cur, w},
-                [&](float* a, float* b, int64_t slots) { return CoefRingSink{a, b, w, slots, inv, eps}; },
-                guide, target, h, w, radius, hp);
-        }
+        guided_pass(nt, cur, guide, weights, OutputSink{guide, target, w, inv}, h, w, radius, eps, hp);
         cur = target;
     }
     if (cur != dst) std::memcpy(dst, cur, static_cast<std::size_t>(npix) * sizeof(float));
@@ -639,6 +673,23 @@ void iterative_guided_filter(const float* src, const float* guide, const float* 
 void guided_filter(const float* src, const float* guide, const float* weights, float* dst, int64_t h,
                    int64_t w, int64_t radius, double eps, int threads) {
     iterative_guided_filter(src, guide, weights, dst, h, w, radius, eps, 1, threads);
+}
+
+void guided_coefficients(const float* src, const float* guide, const float* weights, float* a, float* b,
+                         int64_t h, int64_t w, int64_t radius, double eps, int threads) {
+    using namespace detail;
+    check_guided_args(src, guide, h, w, radius, eps);
+    check_image(a, "a", h, w);
+    check_image(b, "b", h, w);
+    const float* const inputs[] = {src, guide, weights};
+    for (const float* in : inputs)
+        if (in != nullptr && (in == a || in == b))
+            throw std::invalid_argument("guided_coefficients: a and b must not be an input buffer");
+    if (a == b) throw std::invalid_argument("guided_coefficients: a and b must be distinct buffers");
+    const HorizontalPlan hp = make_horizontal_plan(w, radius);
+    const int nt = resolve_threads(threads, h, h * w);
+    guided_pass(nt, src, guide, weights, MeanCoefSink{a, b, w, inverse_window_size(radius)}, h, w, radius, eps,
+                hp);
 }
 
 }  // namespace fastdefocus

@@ -12,6 +12,7 @@ from fastdefocus import filters as F
 from fastdefocus._reference import (
     box_filter_ref,
     extract_patches_ref,
+    guided_coefficients_ref,
     guided_filter_ref,
     iterative_guided_filter_ref,
 )
@@ -254,6 +255,111 @@ def test_iterative_guided_filter(rng):
     twice = F.guided_filter(F.guided_filter(src, guide, 5, 1e-3, weights), guide, 5, 1e-3, weights)
     np.testing.assert_allclose(
         F.iterative_guided_filter(src, guide, 5, 1e-3, weights, 2), twice, rtol=0, atol=1e-6)
+
+
+# ----------------------------------------------------------------- guided coefficients
+
+
+def check_coefficients(got, src, guide, r, eps, weights, data_range, what):
+    """(A, B) against the reference (1e-4 of the data range) and A * guide + B
+    against guided_filter (1e-5 of the data range)."""
+    coef_a, coef_b = got
+    want_a, want_b = guided_coefficients_ref(src, guide, r, eps, weights)
+    assert coef_a.flags.c_contiguous and coef_b.flags.c_contiguous
+    assert_close(coef_a, want_a, data_range, what=f"A {what}")
+    assert_close(coef_b, want_b, data_range, what=f"B {what}")
+    applied = coef_a * guide + coef_b
+    assert_close(applied, F.guided_filter(src, guide, r, eps, weights).astype(np.float64),
+                 data_range, rel=1e-5, what=f"A*I+B {what}")
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (1, 64), (9, 1), (2, 2), (7, 11), (33, 47)])
+def test_guided_coefficients_matches_reference(rng, shape):
+    src = rand(rng, shape, -1.0, 2.0)
+    guide = rand(rng, shape)
+    weights = rand(rng, shape) * (rng.random(shape) > 0.3)
+    for r in [0, 1, 2, 3, 5, 8, 16, 23, 47, 100]:  # most beyond the small images
+        for eps in [1e-3, 0.1]:
+            got = F.guided_coefficients(src, guide, r, eps)
+            check_coefficients(got, src, guide, r, eps, None, 3.0, f"{shape} r={r} eps={eps}")
+        got = F.guided_coefficients(src, guide, r, 1e-2, weights)
+        check_coefficients(got, src, guide, r, 1e-2, weights, 3.0, f"weighted {shape} r={r}")
+
+
+@pytest.mark.parametrize("threads", [2, 3, 7])
+def test_guided_coefficients_threaded_chunks(rng, threads):
+    for shape, radii in [((150, 41), [0, 1, 5, 20, 200]), ((700, 9), [17, 40])]:
+        src = rand(rng, shape)
+        guide = rand(rng, shape)
+        weights = rand(rng, shape)
+        for r in radii:
+            for wt in [None, weights]:
+                got = _native.guided_coefficients(src, guide, wt, r, 1e-3, threads)
+                want_a, want_b = guided_coefficients_ref(src, guide, r, 1e-3, wt)
+                assert_close(got[0], want_a, 1.0, what=f"A threads={threads} {shape} r={r}")
+                assert_close(got[1], want_b, 1.0, what=f"B threads={threads} {shape} r={r}")
+
+
+def test_guided_coefficients_properties(rng):
+    shape = (61, 83)
+    guide = rand(rng, shape)
+    weights = rand(rng, shape)
+    # larger image (several default threads) and offset data
+    src = rand(rng, shape, 1000.0, 1010.0)
+    off_guide = rand(rng, shape, 500.0, 550.0)
+    for r in [1, 8, 30]:
+        eps = 1e-3 * 50.0 ** 2
+        for wt in [None, weights]:
+            coef_a, coef_b = F.guided_coefficients(src, off_guide, r, eps, wt)
+            want_a, want_b = guided_coefficients_ref(src, off_guide, r, eps, wt)
+            assert_close(coef_a, want_a, 10.0 / 50.0, what=f"offset A r={r}")
+            assert_close(coef_b, want_b, 10.0 * 550.0 / 50.0, what=f"offset B r={r}")
+    # a constant source has A = 0, B = the constant; src == guide with a tiny
+    # eps gives A ~ 1, B ~ 0
+    for value in [0.0, -3.25]:
+        coef_a, coef_b = F.guided_coefficients(np.full(shape, value), guide, 4, 1e-3, weights)
+        np.testing.assert_allclose(coef_a, 0.0, atol=1e-6)
+        np.testing.assert_allclose(coef_b, value, rtol=1e-6, atol=1e-6)
+    coef_a, coef_b = F.guided_coefficients(guide, guide, 3, 1e-9)
+    np.testing.assert_allclose(coef_a, 1.0, atol=1e-3)
+    np.testing.assert_allclose(coef_b, 0.0, atol=1e-3)
+    # unit weights equal unweighted
+    for got, want in zip(F.guided_coefficients(src, guide, 5, 1e-3, np.ones(shape)),
+                         F.guided_coefficients(src, guide, 5, 1e-3)):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-4)
+    # guided upsampling: when src is a linear function of the guide, the
+    # low-resolution coefficients (here constant) upsampled and applied to
+    # the full-resolution guide give the full-resolution src back
+    full_guide = rand(rng, (64, 96))
+    full_src = 2.0 * full_guide + 0.5
+    coef_a, coef_b = F.guided_coefficients(full_src[::2, ::2], full_guide[::2, ::2], 3, 1e-7)
+    np.testing.assert_allclose(coef_a, 2.0, atol=1e-4)
+    np.testing.assert_allclose(coef_b, 0.5, atol=1e-4)
+    up = np.kron(coef_a, np.ones((2, 2))) * full_guide + np.kron(coef_b, np.ones((2, 2)))
+    np.testing.assert_allclose(up, full_src, atol=1e-4)
+
+
+def test_errors_guided_coefficients():
+    img = np.zeros((4, 5), np.float32)
+    with pytest.raises(ValueError, match=r"guided_coefficients: guide must have the same shape as src "
+                                         r"\(4, 5\), got shape \(5, 4\)"):
+        F.guided_coefficients(img, img.T, 1, 1e-3)
+    with pytest.raises(ValueError, match=r"guided_coefficients: eps must be a finite number > 0"):
+        F.guided_coefficients(img, img, 1, 0.0)
+    with pytest.raises(ValueError, match=r"guided_coefficients: weights must be >= 0 everywhere"):
+        F.guided_coefficients(img, img, 1, 1e-3, np.full((4, 5), -0.5))
+    with pytest.raises(ValueError, match=r"guided_coefficients: weights must have the same shape"):
+        F.guided_coefficients(img, img, 1, 1e-3, np.ones((4, 4)))
+    with pytest.raises(ValueError, match=r"guided_coefficients: src must contain only finite values"):
+        F.guided_coefficients(np.full((4, 5), np.nan), img, 1, 1e-3)
+    with pytest.raises(ValueError, match=r"guided_coefficients: radius must be an int >= 0, got -1"):
+        F.guided_coefficients(img, img, -1, 1e-3)
+    with pytest.raises(TypeError, match=r"guided_coefficients: radius must be an int"):
+        F.guided_coefficients(img, img, 1.5, 1e-3)
+    with pytest.raises(ValueError, match=r"guided_coefficients: src must be a 2-D array"):
+        F.guided_coefficients(np.zeros(5), np.zeros(5), 1, 1e-3)
+    with pytest.raises(ValueError, match=r"eps must be a finite number > 0"):  # native check
+        _native.guided_coefficients(img, img, None, 1, -1.0)
 
 
 # -------------------------------------------------------------------- extract_patches

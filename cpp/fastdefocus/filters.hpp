@@ -43,6 +43,18 @@ void guided_filter(const float* src, const float* guide, const float* weights,
                    float* dst, std::int64_t h, std::int64_t w,
                    std::int64_t radius, double eps, int threads = 0);
 
+// Mean local linear coefficients of guided_filter (same arguments and
+// weighted semantics): a = A and b = B with A = box(a_k), B = box(b_k), so
+// that guided_filter(src, guide, weights) == A * guide + B up to float
+// rounding.  For guided upsampling ("fast guided filter", He & Sun 2015):
+// compute them at low resolution, resize them and apply them to the full-
+// resolution guide.  guided_filter is computed by the same code, with the
+// last step fused.  `a` and `b` must not overlap each other nor src, guide
+// or weights.
+void guided_coefficients(const float* src, const float* guide, const float* weights, float* a,
+                         float* b, std::int64_t h, std::int64_t w, std::int64_t radius, double eps,
+                         int threads = 0);
+
 // `iterations` (>= 1) applications of guided_filter, feeding each output back
 // as the next source, with the same guide and weights.  `dst` may equal `src`.
 void iterative_guided_filter(const float* src, const float* guide,

@@ -80,6 +80,18 @@ int main() {
                 fastdefocus::guided_filter(p.data(), g.data(), wt.data(), out.data(), h, w, r, eps, threads);
                 for (int64_t i = 0; i < n; ++i) expect_close(out[i], ba[i] * gd[i] + bb[i], 1e-4, "wgf", h, w, r);
             }
+            // mean coefficients A = box(a), B = box(b) (same code as the filter)
+            {
+                std::vector<float> ca(static_cast<size_t>(n)), cb(static_cast<size_t>(n));
+                for (int threads : {1, 3}) {
+                    fastdefocus::guided_coefficients(p.data(), g.data(), wt.data(), ca.data(), cb.data(), h, w,
+                                                     r, eps, threads);
+                    for (int64_t i = 0; i < n; ++i) {
+                        expect_close(ca[i], ba[i], 1e-4, "coef A", h, w, r);
+                        expect_close(cb[i], bb[i], 1e-4, "coef B", h, w, r);
+                    }
+                }
+            }
             // in place, iterated twice
             std::vector<float> q(p);
             fastdefocus::iterative_guided_filter(q.data(), g.data(), wt.data(), q.data(), h, w, r, eps, 2, 3);

@@ -10,12 +10,14 @@ confidence-weighted guided filter refines the patch map into a dense map.
 >>> result.sigma.shape == image.shape[:2]         # doctest: +SKIP
 True
 """
+from .applications import enhance, fuse, magnify
 from .estimator import DefocusEstimator, DefocusResult, estimate
-from .filters import box_filter, extract_patches, guided_filter, iterative_guided_filter
+from .filters import box_filter, extract_patches, guided_coefficients, guided_filter, iterative_guided_filter
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DefocusEstimator", "DefocusResult", "estimate",
-    "box_filter", "guided_filter", "iterative_guided_filter", "extract_patches",
+    "magnify", "enhance", "fuse",
+    "box_filter", "guided_filter", "guided_coefficients", "iterative_guided_filter", "extract_patches",
 ]

@@ -14,6 +14,7 @@ import numpy as np
 __all__ = [
     "box_filter_ref",
     "guided_filter_ref",
+    "guided_coefficients_ref",
     "iterative_guided_filter_ref",
     "extract_patches_ref",
 ]
@@ -32,12 +33,12 @@ def box_filter_ref(src, radius: int) -> np.ndarray:
     return window / float(k * k)
 
 
-def guided_filter_ref(src, guide, radius: int, eps: float, weights=None) -> np.ndarray:
-    """(Weighted) guided filter with a gray guide, float64.
+def guided_coefficients_ref(src, guide, radius: int, eps: float, weights=None):
+    """Mean coefficients ``(A, B) = (box(a), box(b))`` of the (weighted) guided filter, float64.
 
     With ``weights`` w: w_e = w + 1e-6, m_w(X) = box(w_e X) / box(w_e),
     a = (m_w(I p) - m_w(I) m_w(p)) / (m_w(I^2) - m_w(I)^2 + eps),
-    b = m_w(p) - a m_w(I), q = box(a) I + box(b).
+    b = m_w(p) - a m_w(I); without, m_w is the plain box mean.
     """
     p = np.asarray(src, dtype=np.float64)
     g = np.asarray(guide, dtype=np.float64)
@@ -57,7 +58,14 @@ def guided_filter_ref(src, guide, radius: int, eps: float, weights=None) -> np.n
     var_i = np.maximum(corr_ii - mean_i * mean_i, 0.0)
     a = cov_ip / (var_i + eps)
     b = mean_p - a * mean_i
-    return box_filter_ref(a, radius) * g + box_filter_ref(b, radius)
+    return box_filter_ref(a, radius), box_filter_ref(b, radius)
+
+
+def guided_filter_ref(src, guide, radius: int, eps: float, weights=None) -> np.ndarray:
+    """(Weighted) guided filter with a gray guide, float64: q = A I + B with
+    ``(A, B) = guided_coefficients_ref(src, guide, radius, eps, weights)``."""
+    coef_a, coef_b = guided_coefficients_ref(src, guide, radius, eps, weights)
+    return coef_a * np.asarray(guide, dtype=np.float64) + coef_b
 
 
 def iterative_guided_filter_ref(src, guide, radius: int, eps: float, weights=None,

@@ -119,9 +119,9 @@ def _cmd_estimate(args) -> int:
                 print(f"{name}: median sigma {float(__import__('numpy').median(result.sigma)):.2f} px, "
                       f"sharpness {result.sharpness():.3f}, {result.timings['total'] * 1000:.0f} ms -> "
                       f"{outputs['sigma']}")
-        except (OSError, ValueError, TypeError) as e:
+        except (OSError, ValueError, TypeError, MemoryError) as e:
             failures += 1
-            print(f"error: {name}: {e}", file=sys.stderr)
+            print(f"error: {name}: {str(e) or type(e).__name__}", file=sys.stderr)
         progress.step(Path(name).name)
     return 1 if failures else 0
 
@@ -175,6 +175,7 @@ def _add_estimator_options(p) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastdefocus", description="Per-pixel defocus (blur sigma) maps.")
     sub = parser.add_subparsers(dest="command", required=True)
+    from .applications import add_commands as add_application_commands
 
     p = sub.add_parser("train", help="generate synthetic patches and train the blur-level classifier",
                        description="Generate (or reuse) the cached synthetic patches, train the classifier "
@@ -213,16 +214,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     _add_estimator_options(p)
     p.set_defaults(func=_cmd_demo)
+
+    add_application_commands(sub)
     return parser
 
 
 def main(argv=None) -> int:
+    from .classify import ModelFileError
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as e:
-        parser.exit(2, f"fastdefocus {args.command}: error: {e}\n")
+    except KeyboardInterrupt:  # outputs are written atomically: nothing half-written is left
+        parser.exit(130, f"fastdefocus {args.command}: interrupted\n")
+    except (ValueError, TypeError, OSError, MemoryError, ModelFileError) as e:
+        parser.exit(2, f"fastdefocus {args.command}: error: {str(e) or type(e).__name__}\n")
 
 
 if __name__ == "__main__":

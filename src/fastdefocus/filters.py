@@ -30,7 +30,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without a build
 else:
     _NATIVE_IMPORT_ERROR = None
 
-__all__ = ["box_filter", "guided_filter", "iterative_guided_filter", "extract_patches"]
+__all__ = ["box_filter", "guided_filter", "guided_coefficients", "iterative_guided_filter",
+           "extract_patches"]
 
 
 # --------------------------------------------------------------------------- validation
@@ -154,14 +155,19 @@ def box_filter(src, radius: int) -> np.ndarray:
     return _native.box_filter(img, r)
 
 
-def _guided(func: str, src, guide, radius, eps, weights, iterations) -> np.ndarray:
+def _guided_args(func: str, src, guide, radius, eps, weights):
     r = _as_radius(func, radius)
     e = _as_positive_float(func, "eps", eps)
-    n = _as_int(func, "iterations", iterations, 1)
     p = _as_image(func, "src", src)
     g = _as_image(func, "guide", guide, shape=p.shape)
     w = None if weights is None else _as_image(func, "weights", weights, shape=p.shape,
                                                nonnegative=True)
+    return p, g, w, r, e
+
+
+def _guided(func: str, src, guide, radius, eps, weights, iterations) -> np.ndarray:
+    n = _as_int(func, "iterations", iterations, 1)
+    p, g, w, r, e = _guided_args(func, src, guide, radius, eps, weights)
     return _native.guided_filter(p, g, w, r, e, n)
 
 
@@ -225,6 +231,71 @@ def guided_filter(src, guide, radius: int, eps: float, weights=None) -> np.ndarr
     (64, 64)
     """
     return _guided("guided_filter", src, guide, radius, eps, weights, 1)
+
+
+def guided_coefficients(src, guide, radius: int, eps: float,
+                        weights=None) -> Tuple[np.ndarray, np.ndarray]:
+    """Mean local linear coefficients ``(A, B)`` of the (weighted) guided filter.
+
+    ``A = box(a)`` and ``B = box(b)``, with the per-window coefficients ``a``,
+    ``b`` and the weighting of :func:`guided_filter`, so that
+    ``guided_filter(src, guide, radius, eps, weights) == A * guide + B`` (up
+    to float32 rounding).  This is the building block of guided upsampling
+    (He and Sun, "Fast guided filter", 2015): compute the coefficients at low
+    resolution, resize ``A`` and ``B`` to full resolution and apply them to
+    the full-resolution guide, so edges come from the guide itself.
+
+    :func:`guided_filter` is computed by the same native code (with the final
+    ``A * guide + B`` fused), so the two always agree.
+
+    Parameters
+    ----------
+    src : array_like, shape (H, W)
+        Image to filter (p), finite values.
+    guide : array_like, shape (H, W)
+        Gray guide image (I), same shape as ``src``; may be ``src`` itself.
+    radius : int
+        Window radius r >= 0 (may exceed the image size).
+    eps : float
+        Regularisation > 0, in squared guide units.
+    weights : array_like, shape (H, W), optional
+        Per-pixel confidence >= 0 (``w_e = w + 1e-6`` weights every window
+        fit), as in :func:`guided_filter`.  ``None`` (default) is the
+        standard guided filter.
+
+    Returns
+    -------
+    A : numpy.ndarray, shape (H, W), float32
+        Window mean of the slopes ``a`` (src units per guide unit).
+    B : numpy.ndarray, shape (H, W), float32
+        Window mean of the offsets ``b`` (src units).
+
+    Raises
+    ------
+    TypeError
+        If an array argument is not real-valued, ``radius`` is not an int or
+        ``eps`` is not a real number.
+    ValueError
+        On shape mismatches, non-2-D or empty arrays, non-finite values,
+        negative weights, a negative radius or ``eps <= 0``.
+
+    See Also
+    --------
+    guided_filter : the filter output ``A * guide + B``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> img = rng.random((32, 48), dtype=np.float32)
+    >>> guide = rng.random((32, 48), dtype=np.float32)
+    >>> A, B = guided_coefficients(img, guide, radius=3, eps=1e-2)
+    >>> bool(np.allclose(A * guide + B, guided_filter(img, guide, 3, 1e-2), atol=1e-5))
+    True
+    """
+    p, g, w, r, e = _guided_args("guided_coefficients", src, guide, radius, eps, weights)
+    a, b = _native.guided_coefficients(p, g, w, r, e)
+    return a, b
 
 
 def iterative_guided_filter(src, guide, radius: int, eps: float, weights=None,
@@ -319,7 +390,7 @@ def extract_patches(gray, size: int = 32, stride: int = 8, normalize: bool = Fal
     >>> import numpy as np
     >>> patches, grid = extract_patches(np.zeros((40, 50)), size=32, stride=8)
     >>> patches.shape, grid
-    ((6, 32, 32), (2, 3))
+    ((8, 32, 32), (2, 4))
     """
     func = "extract_patches"
     s = _as_int(func, "size", size, 1)

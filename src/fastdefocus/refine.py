@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .filters import box_filter, iterative_guided_filter
+from .filters import guided_coefficients, iterative_guided_filter
 
 
 def working_scale(stride: int) -> int:
@@ -26,17 +26,6 @@ def pad_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
     if (h, w) == (height, width):
         return image
     return np.pad(image, ((0, height - h), (0, width - w)), mode="reflect")
-
-
-def guided_coefficients(src: np.ndarray, guide: np.ndarray, radius: int, eps: float):
-    """Mean local linear coefficients (A, B) of the guided filter: output = A * guide + B."""
-    mean_i = box_filter(guide, radius)
-    mean_p = box_filter(src, radius)
-    cov_ip = box_filter(guide * src, radius) - mean_i * mean_p
-    var_i = box_filter(guide * guide, radius) - mean_i * mean_i
-    a = cov_ip / (var_i + np.float32(eps))
-    b = mean_p - a * mean_i
-    return box_filter(a, radius), box_filter(b, radius)
 
 
 def resize(image: np.ndarray, height: int, width: int, area: bool = False) -> np.ndarray:
