@@ -287,8 +287,14 @@ def train(cache_dir: Path, run_dir: Path, cfg: TrainConfig, log=print) -> Path:
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
         start_epoch = int(state["epoch"])
+        if int(state["config"]["epochs"]) == cfg.epochs:
+            sched.load_state_dict(state["sched"])
+        else:  # a new total length: continue on the new schedule from the steps already done
+            for _ in range(start_epoch * steps_per_epoch):
+                sched.step()
+            log(f"schedule changed from {state['config']['epochs']} to {cfg.epochs} epochs; "
+                f"learning rate now {sched.get_last_lr()[0]:.2e}")
         log(f"resumed from {ckpt_path} at epoch {start_epoch}")
     k = torch.arange(len(levels), dtype=torch.float32, device=device)
     for epoch in range(start_epoch, cfg.epochs):
