@@ -19,7 +19,7 @@ from .blur import gaussian_blur
 from .classify import (PatchClassifier, apply_calibration, confidence_from_probs, expected_sigma_raw,
                        load_model_info)
 from .filters import extract_patches
-from .ingest import to_luminance
+from .ingest import check_max_pixels, to_luminance
 from .refine import pad_to, refine
 from .splat import splat
 
@@ -99,6 +99,18 @@ def _check_float(name: str, value, low: float, inclusive: bool = True) -> float:
     return value
 
 
+#: Working memory that the default pixel limit allows one estimate, in bytes.
+MEMORY_BUDGET = 8 << 30
+
+
+def default_max_pixels(patch_size: int, stride: int) -> int:
+    """Largest H x W whose estimate fits in MEMORY_BUDGET: about 64 bytes per pixel of maps and
+    integral images, plus the float32 patch array, 4 * patch_size^2 / stride^2 bytes per pixel
+    (peak RSS measured: 113 B/px at stride 8, 65 at 16, about 300 at 4).
+    8192 x 8192 = 2**26 px at stride 8; 2.06 Mpx at stride 1."""
+    return MEMORY_BUDGET // (64 + 4 * patch_size ** 2 // stride ** 2)
+
+
 class DefocusEstimator:
     """Estimate per-pixel defocus maps.
 
@@ -126,11 +138,16 @@ class DefocusEstimator:
         Patches per classifier call.
     weights : path, optional
         Folder with a model (blur_classifier.json + files); defaults to the shipped model.
+    max_pixels : "auto", int or None
+        Largest image (H x W pixels) accepted; larger ones raise ValueError before anything
+        of their size is allocated. "auto": what fits in about 8 GiB of working memory at
+        this stride (:func:`default_max_pixels`: 8192 x 8192 at stride 8, 2.06 Mpx at
+        stride 1). None: no limit.
     """
 
     def __init__(self, device: str = "auto", backend: str = "auto", stride: int = 8, sigma0: float = 0.0,
                  radius: float = 16.0, eps: float = 1e-3, iterations: int = 3, batch_size: int = 1024,
-                 weights: str | os.PathLike | None = None):
+                 weights: str | os.PathLike | None = None, max_pixels: int | str | None = "auto"):
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
         if backend not in ("auto", "onnxruntime", "torch"):
@@ -144,6 +161,12 @@ class DefocusEstimator:
         self.eps = _check_float("eps", eps, 0.0, inclusive=False)
         self.iterations = _check_int("iterations", iterations, 1)
         self.batch_size = _check_int("batch_size", batch_size, 1)
+        if isinstance(max_pixels, str):
+            if max_pixels != "auto":
+                raise ValueError(f"max_pixels must be 'auto', None or an integer >= 1, got {max_pixels!r}")
+            self.max_pixels = default_max_pixels(self.patch_size, self.stride)
+        else:
+            self.max_pixels = check_max_pixels(max_pixels)
         self.classifier = PatchClassifier(self.info, device=device, backend=backend, batch_size=self.batch_size)
         self.flat_std = float(self.info.metadata["data"].get("flat_std", 0.02))
         self.sigma_max = float(self.info.calibration[-1, 1])
@@ -195,7 +218,7 @@ class DefocusEstimator:
         """
         timings = {}
         t0 = time.perf_counter()
-        lum = to_luminance(image)
+        lum = to_luminance(image, max_pixels=self.max_pixels)
         h, w = lum.shape
         p, s = self.patch_size, self.stride
         source = gaussian_blur(lum, self.sigma0) if self.sigma0 > 0 else lum
@@ -231,18 +254,21 @@ class DefocusEstimator:
 
     def stream(self, frames: Iterable | str | os.PathLike) -> Iterator[DefocusResult]:
         """Estimate a sequence of same-sized frames in order (a video path is read with OpenCV,
-        BGR converted to RGB). Frames of a different size than the first raise ValueError."""
+        BGR converted to RGB). A frame of a different size than the first raises ValueError
+        before it is estimated; frames are validated as :meth:`estimate` does."""
         if isinstance(frames, (str, os.PathLike)):
             frames = _video_frames(Path(frames))
+        elif not hasattr(frames, "__iter__"):
+            raise TypeError(f"frames must be an iterable of images or a video path, got {type(frames).__name__}")
         first_shape = None
         for index, frame in enumerate(frames):
-            result = self.estimate(frame)
+            lum = to_luminance(frame, name=f"frame {index}", max_pixels=self.max_pixels)
             if first_shape is None:
-                first_shape = result.shape
-            elif result.shape != first_shape:
-                raise ValueError(f"frame {index} has size {result.shape}, but the stream started with "
+                first_shape = lum.shape
+            elif lum.shape != first_shape:
+                raise ValueError(f"frame {index} has size {lum.shape}, but the stream started with "
                                  f"{first_shape}: all frames of a stream must have the same size")
-            yield result
+            yield self.estimate(lum)  # lum is float32 in [0, 1]: its luminance is itself
 
 
 def _video_frames(path: Path) -> Iterator[np.ndarray]:
