@@ -216,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     add_application_commands(sub)
+    from .evalcli import add_commands as add_eval_commands
+    add_eval_commands(sub)
     return parser
 
 
