@@ -110,3 +110,9 @@ def test_metadata_records_heldout_metrics():
     assert textured["level"] == "all"
     assert 0 <= textured["within1"] <= 1
     json.dumps(meta)  # serialisable
+
+
+def test_metadata_without_required_keys(tmp_path):
+    (tmp_path / "blur_classifier.json").write_text("{}")
+    with pytest.raises(ModelFileError, match="not a fastdefocus model file"):
+        load_model_info(tmp_path)

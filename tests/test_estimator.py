@@ -148,3 +148,29 @@ def test_bad_images(estimator, image, error, match):
 def test_bad_options(kwargs, error, match):
     with pytest.raises(error, match=match):
         fastdefocus.DefocusEstimator(**kwargs)
+
+
+def test_convenience_cache_is_bounded():
+    from fastdefocus import estimator as module
+    image = np.random.default_rng(0).uniform(0, 1, (40, 40)).astype(np.float32)
+    for sigma0 in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6):
+        fastdefocus.estimate(image, sigma0=sigma0)
+    assert len(module._ESTIMATORS) <= module._ESTIMATOR_CACHE_SIZE
+
+
+def test_truncated_video_is_an_error(tmp_path):
+    import cv2
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    if not writer.isOpened():
+        pytest.skip("no MJPG writer in this OpenCV build")
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        writer.write(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    est = fastdefocus.DefocusEstimator(stride=16)
+    assert len(list(est.stream(path))) == 12
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.6)])
+    with pytest.raises(ValueError, match="truncated or corrupt|cannot open video|no readable frames"):
+        list(est.stream(path))

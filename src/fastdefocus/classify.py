@@ -78,6 +78,9 @@ def load_model_info(weights_dir: Path | str | None = None, verify: bool = True) 
         raise ModelFileError(f"model metadata not found: {meta_path} (is the package installed completely?)") from e
     except json.JSONDecodeError as e:
         raise ModelFileError(f"model metadata {meta_path} is not valid JSON: {e}") from e
+    missing = [k for k in ("files", "levels", "input", "architecture", "calibration") if k not in meta]
+    if missing:
+        raise ModelFileError(f"model metadata {meta_path} lacks {', '.join(missing)}: not a fastdefocus model file")
     files = {}
     for key in ("onnx", "safetensors"):
         entry = meta["files"][key]

@@ -278,6 +278,7 @@ def _video_frames(path: Path) -> Iterator[np.ndarray]:
     if not cap.isOpened():
         raise ValueError(f"cannot open video {path}: not a video file OpenCV can read")
     try:
+        expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)  # container's count; 0 if unknown
         count = 0
         while True:
             ok, frame = cap.read()
@@ -287,6 +288,9 @@ def _video_frames(path: Path) -> Iterator[np.ndarray]:
             yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         if count == 0:
             raise ValueError(f"video {path} has no readable frames (corrupt or empty)")
+        if expected > 0 and count < expected:
+            raise ValueError(f"video {path} ended after {count} of its {expected} frames: the file is "
+                             "truncated or corrupt")
     finally:
         cap.release()
 
@@ -294,13 +298,18 @@ def _video_frames(path: Path) -> Iterator[np.ndarray]:
 def estimate(image, **options) -> DefocusResult:
     """One-call convenience: ``DefocusEstimator(**options).estimate(image)``.
 
-    The estimator (and its model) is cached per set of options, so repeated calls are cheap.
+    The few most recently used estimators (and their models) are kept, so repeated calls are cheap.
     """
     key = tuple(sorted(options.items()))
-    est = _ESTIMATORS.get(key)
+    est = _ESTIMATORS.pop(key, None)
     if est is None:
-        est = _ESTIMATORS[key] = DefocusEstimator(**options)
+        est = DefocusEstimator(**options)
+    _ESTIMATORS[key] = est  # most recently used last
+    while len(_ESTIMATORS) > _ESTIMATOR_CACHE_SIZE:
+        _ESTIMATORS.pop(next(iter(_ESTIMATORS)))
     return est.estimate(image)
 
 
+#: The few most recently used estimators of ``estimate`` (each holds a model session).
+_ESTIMATOR_CACHE_SIZE = 4
 _ESTIMATORS: dict = {}
