@@ -20,8 +20,8 @@ from .classify import (PatchClassifier, apply_calibration, confidence_from_probs
                        load_model_info)
 from .filters import extract_patches
 from .ingest import check_max_pixels, to_luminance
-from .refine import pad_to, refine
-from .splat import splat
+from .refine import pad_to, refine, resize
+from .splat import patch_statistics, splat, tent_sum
 
 
 @dataclass
@@ -128,7 +128,9 @@ class DefocusEstimator:
         Gaussian noise pre-filter sigma in px (0 = off). The estimate is corrected for it:
         sigma = sqrt(max(s^2 - sigma0^2, 0)).
     radius : float
-        Refinement guided-filter radius in pixels of the input.
+        Refinement guided-filter radius in pixels of the input (the filter runs on a grid of
+        min(stride, 4)-pixel cells, so radii below that act as one cell). Small radii keep
+        focus boundaries that do not follow image edges; larger ones smooth more.
     eps : float
         Guided-filter regularisation (luminance^2 units): edges with local luminance std well
         above sqrt(eps) are kept.
@@ -146,7 +148,7 @@ class DefocusEstimator:
     """
 
     def __init__(self, device: str = "auto", backend: str = "auto", stride: int = 8, sigma0: float = 0.0,
-                 radius: float = 16.0, eps: float = 1e-3, iterations: int = 3, batch_size: int = 1024,
+                 radius: float = 4.0, eps: float = 1e-3, iterations: int = 3, batch_size: int = 1024,
                  weights: str | os.PathLike | None = None, max_pixels: int | str | None = "auto"):
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
@@ -184,24 +186,6 @@ class DefocusEstimator:
         return (f"DefocusEstimator(device={self.device!r}, backend={self.backend!r}, stride={self.stride}, "
                 f"sigma0={self.sigma0}, radius={self.radius}, eps={self.eps}, iterations={self.iterations})")
 
-    def _patch_texture(self, padded: np.ndarray, grid) -> np.ndarray:
-        """Standard deviation of every patch on the grid (integral images, float64)."""
-        p, s = self.patch_size, self.stride
-        ny, nx = grid
-        sums = np.zeros((padded.shape[0] + 1, padded.shape[1] + 1))
-        sq = np.zeros_like(sums)
-        x = padded.astype(np.float64)
-        sums[1:, 1:] = x.cumsum(0).cumsum(1)
-        sq[1:, 1:] = (x * x).cumsum(0).cumsum(1)
-        ys, xs = np.arange(ny) * s, np.arange(nx) * s
-
-        def window(table):
-            return (table[np.ix_(ys + p, xs + p)] - table[np.ix_(ys, xs + p)]
-                    - table[np.ix_(ys + p, xs)] + table[np.ix_(ys, xs)])
-        n = float(p * p)
-        mean = window(sums) / n
-        return np.sqrt(np.maximum(window(sq) / n - mean * mean, 0.0))
-
     def estimate(self, image) -> DefocusResult:
         """Defocus map of one image.
 
@@ -228,7 +212,7 @@ class DefocusEstimator:
         ny, nx = grid
         k = p // s
         padded_h, padded_w = (ny + k - 1) * s, (nx + k - 1) * s
-        texture = self._patch_texture(pad_to(source, padded_h, padded_w), grid)
+        texture, agreement = patch_statistics(pad_to(source, padded_h, padded_w), grid, p, s, self.flat_std)
         t2 = time.perf_counter()
         timings["patches"] = t2 - t1
         probs = self.classifier.probabilities(patches)
@@ -238,12 +222,16 @@ class DefocusEstimator:
         if self.sigma0 > 0:
             sigma_patch = np.sqrt(np.maximum(sigma_patch ** 2 - self.sigma0 ** 2, 0.0))
         texture_conf = np.clip((texture.ravel() - 0.5 * self.flat_std) / (1.5 * self.flat_std), 0.0, 1.0)
-        conf_patch = confidence_from_probs(probs) * texture_conf.astype(np.float32)
-        cell_sigma, cell_conf = splat(sigma_patch.reshape(grid), conf_patch.reshape(grid), p, s)
+        conf_patch = (confidence_from_probs(probs) * texture_conf).reshape(grid)
+        # patches straddling a focus boundary (quadrants disagree) count less in the map,
+        # but the reported confidence stays the classifier's and the texture's
+        cell_sigma, cell_weight = splat(sigma_patch.reshape(grid), conf_patch * agreement, p, s)
+        cell_conf = tent_sum(conf_patch, p, s) / tent_sum(np.ones(grid), p, s)
         t4 = time.perf_counter()
         timings["splat"] = t4 - t3
         guide = pad_to(lum, padded_h, padded_w)
-        dense, dense_conf = refine(cell_sigma, cell_conf, guide, s, self.radius, self.eps, self.iterations)
+        dense = refine(cell_sigma, cell_weight, guide, s, self.radius, self.eps, self.iterations)
+        dense_conf = np.clip(resize(cell_conf.astype(np.float32), padded_h, padded_w), 0.0, 1.0)
         sigma = np.ascontiguousarray(np.clip(dense[:h, :w], 0.0, self.sigma_max))
         confidence = np.ascontiguousarray(dense_conf[:h, :w])
         timings["refine"] = time.perf_counter() - t4

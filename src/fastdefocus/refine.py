@@ -33,15 +33,15 @@ def resize(image: np.ndarray, height: int, width: int, area: bool = False) -> np
     return cv2.resize(image, (width, height), interpolation=interp)
 
 
-def refine(cell_values: np.ndarray, cell_confidence: np.ndarray, luminance_padded: np.ndarray, stride: int,
+def refine(cell_values: np.ndarray, cell_weights: np.ndarray, luminance_padded: np.ndarray, stride: int,
            radius: float, eps: float, iterations: int, upsample_radius: float = 4.0,
            upsample_eps: float = 1e-2):
     """Refine a cell map into a dense map of the padded image's size.
 
     Parameters
     ----------
-    cell_values, cell_confidence : float32 (Hc, Wc)
-        The splatted map and its confidence, one value per stride x stride cell.
+    cell_values, cell_weights : float32 (Hc, Wc)
+        The splatted map and how much to trust each cell (>= 0), one value per stride x stride cell.
     luminance_padded : float32 (Hc * stride, Wc * stride), values in [0, 1]
         The guide.
     radius, upsample_radius : float
@@ -49,7 +49,7 @@ def refine(cell_values: np.ndarray, cell_confidence: np.ndarray, luminance_padde
 
     Returns
     -------
-    dense_values, dense_confidence : float32 (Hc * stride, Wc * stride)
+    dense_values : float32 (Hc * stride, Wc * stride)
     """
     hc, wc = cell_values.shape
     full_h, full_w = hc * stride, wc * stride
@@ -57,11 +57,10 @@ def refine(cell_values: np.ndarray, cell_confidence: np.ndarray, luminance_padde
     work_h, work_w = full_h // scale, full_w // scale
     guide = resize(luminance_padded, work_h, work_w, area=True)
     values = resize(cell_values, work_h, work_w)
-    confidence = np.clip(resize(cell_confidence, work_h, work_w), 0.0, 1.0)
+    weights = np.maximum(resize(cell_weights, work_h, work_w), 0.0)
     r_work = max(1, int(round(radius / scale)))
-    refined = iterative_guided_filter(values, guide, r_work, eps, weights=confidence, iterations=iterations)
+    refined = iterative_guided_filter(values, guide, r_work, eps, weights=weights, iterations=iterations)
     r_up = max(1, int(round(upsample_radius / scale)))
     coef_a, coef_b = guided_coefficients(refined, guide, r_up, upsample_eps)
     dense = resize(coef_a, full_h, full_w) * luminance_padded + resize(coef_b, full_h, full_w)
-    dense_confidence = np.clip(resize(confidence, full_h, full_w), 0.0, 1.0)
-    return dense.astype(np.float32, copy=False), dense_confidence.astype(np.float32, copy=False)
+    return dense.astype(np.float32, copy=False)
