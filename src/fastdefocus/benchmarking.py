@@ -552,15 +552,21 @@ def cmd_quality(args) -> int:
     """Quality sections from parsed arguments: Markdown on stdout; with ``args.out`` also
     quality.md, quality.json and the pictures there."""
     report = run_quality(args, args.out)
-    text = f"# Quality\n\n{info_markdown(report['info'])}\n\n{report['markdown']}\n"
-    print(text)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "quality.md").write_text(text)
-        write_json(args.out / "quality.json", report)
-    if args.json:
-        write_json(args.json, report)
+    emit_report("Quality", "quality", report, report["markdown"], args.out, args.json)
     return 0
+
+
+def emit_report(title: str, stem: str, report: dict, markdown: str, out, json_path) -> None:
+    """Print a report as Markdown; with ``out`` also write <stem>.md and <stem>.json there,
+    with ``json_path`` the JSON there too."""
+    text = f"# {title}\n\n{info_markdown(report['info'])}\n\n{markdown}\n"
+    print(text)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{stem}.md").write_text(text)
+        write_json(out / f"{stem}.json", report)
+    if json_path:
+        write_json(json_path, report)
 
 
 def cmd_report(args) -> int:

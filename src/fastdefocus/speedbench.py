@@ -361,16 +361,9 @@ def speed_markdown(report: dict) -> str:
 
 def cmd_speed(args) -> int:
     """Speed tables from parsed arguments: Markdown on stdout; --out / --json also write files."""
-    from .benchmarking import info_markdown, write_json
+    from .benchmarking import emit_report
     report = run_speed(speed_options(args))
-    text = f"# Speed (CPU)\n\n{info_markdown(report['info'])}\n\n{speed_markdown(report)}\n"
-    print(text)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "speed.md").write_text(text)
-        write_json(args.out / "speed.json", report)
-    if args.json:
-        write_json(args.json, report)
+    emit_report("Speed (CPU)", "speed", report, speed_markdown(report), args.out, args.json)
     return 0
 
 
