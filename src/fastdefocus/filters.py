@@ -12,6 +12,12 @@ the radius.
 
 Plain NumPy float64 versions with the same semantics live in
 :mod:`fastdefocus._reference`.
+
+Device arrays (anything with ``__cuda_array_interface__`` and no
+``__array_interface__``: CuPy arrays, torch CUDA tensors, Numba device arrays)
+run on the GPU kernels of :mod:`fastdefocus.kernels` (Numba CUDA, imported on
+first use) and give float32 Numba device arrays; their values are not scanned
+for NaN/inf there.
 """
 
 from __future__ import annotations
@@ -45,6 +51,13 @@ def _require_native():
             f"(original error: {_NATIVE_IMPORT_ERROR})"
         ) from _NATIVE_IMPORT_ERROR
     return _native
+
+
+def _on_device(value) -> bool:
+    """True for a GPU array, which the filters hand to :mod:`fastdefocus.kernels`."""
+    if type(value).__name__ == "FakeCUDAArray":  # Numba's CUDA simulator (tests without a GPU)
+        return True
+    return hasattr(value, "__cuda_array_interface__") and not hasattr(value, "__array_interface__")
 
 
 def _describe(value) -> str:
@@ -151,6 +164,10 @@ def box_filter(src, radius: int) -> np.ndarray:
     """
     func = "box_filter"
     r = _as_radius(func, radius)
+    if _on_device(src):
+        from .kernels import filters as gpu
+
+        return gpu.box_filter(src, r)
     img = _as_image(func, "src", src)
     return _native.box_filter(img, r)
 
@@ -167,6 +184,11 @@ def _guided_args(func: str, src, guide, radius, eps, weights):
 
 def _guided(func: str, src, guide, radius, eps, weights, iterations) -> np.ndarray:
     n = _as_int(func, "iterations", iterations, 1)
+    if _on_device(src):
+        from .kernels import filters as gpu
+
+        r, e = _as_radius(func, radius), _as_positive_float(func, "eps", eps)
+        return gpu.iterative_guided_filter(src, guide, r, e, weights, n)
     p, g, w, r, e = _guided_args(func, src, guide, radius, eps, weights)
     return _native.guided_filter(p, g, w, r, e, n)
 
@@ -293,7 +315,13 @@ def guided_coefficients(src, guide, radius: int, eps: float,
     >>> bool(np.allclose(A * guide + B, guided_filter(img, guide, 3, 1e-2), atol=1e-5))
     True
     """
-    p, g, w, r, e = _guided_args("guided_coefficients", src, guide, radius, eps, weights)
+    func = "guided_coefficients"
+    if _on_device(src):
+        from .kernels import filters as gpu
+
+        r, e = _as_radius(func, radius), _as_positive_float(func, "eps", eps)
+        return gpu.guided_coefficients(src, guide, r, e, weights)
+    p, g, w, r, e = _guided_args(func, src, guide, radius, eps, weights)
     a, b = _native.guided_coefficients(p, g, w, r, e)
     return a, b
 
@@ -398,6 +426,10 @@ def extract_patches(gray, size: int = 32, stride: int = 8, normalize: bool = Fal
     if not isinstance(normalize, (bool, np.bool_)):
         raise TypeError(f"{func}: normalize must be a bool, got {_describe(normalize)}")
     floor = _as_positive_float(func, "std_floor", std_floor)
+    if _on_device(gray):
+        from .kernels import patches as gpu
+
+        return gpu.extract_patches(gray, s, st, bool(normalize), floor)
     img = _as_image(func, "gray", gray)
     patches, grid = _native.extract_patches(img, s, st, bool(normalize), floor)
     return patches, (int(grid[0]), int(grid[1]))

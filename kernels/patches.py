@@ -1,0 +1,160 @@
+"""Patch extraction with per-patch normalisation as a Numba CUDA kernel.
+
+Same grid, borders and normalisation as :func:`fastdefocus.filters.extract_patches`:
+``ny = ceil(max(H - size, 0) / stride) + 1`` rows of patches (``nx`` likewise),
+the image reflect-101 padded (repeated) at the bottom and right, and each patch
+optionally mapped to ``(p - mean) / max(std, std_floor)`` with its population
+standard deviation, computed in double precision.
+
+Layout: one block per patch, ``threads`` threads striding over its pixels;
+the mean and then the sum of squared deviations are reduced in shared memory
+(two passes over the patch, which stays in L1/L2), and the normalised values
+are written straight into a preallocated batch (float32 or float16, the
+classifier's input), so no intermediate patch array exists.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._device import as_device, cuda
+
+__all__ = ["patch_grid", "extract_patches"]
+
+MAX_THREADS = 256  # size of the shared reduction buffer
+
+
+@cuda.jit(device=True, inline=True)
+def _reflect(i, n):
+    if n == 1:
+        return 0
+    period = 2 * (n - 1)
+    i = i % period
+    if i >= n:
+        i = period - i
+    return i
+
+
+@cuda.jit(device=True)
+def _block_sum(buf, value):
+    """Sum of ``value`` over the block (every thread gets the result)."""
+    t = cuda.threadIdx.x
+    buf[t] = value
+    cuda.syncthreads()
+    step = 1
+    while step < cuda.blockDim.x:
+        step *= 2
+    step //= 2
+    while step > 0:
+        if t < step and t + step < cuda.blockDim.x:
+            buf[t] += buf[t + step]
+        cuda.syncthreads()
+        step //= 2
+    total = buf[0]
+    cuda.syncthreads()
+    return total
+
+
+@cuda.jit
+def _extract(gray, size, stride, nx, first, count, normalize, std_floor, out):
+    b = cuda.blockIdx.x
+    if b >= count:  # uniform per block, so no thread misses a syncthreads
+        return
+    buf = cuda.shared.array(MAX_THREADS, dtype=np.float64)
+    h, w = gray.shape
+    index = first + b
+    y0 = (index // nx) * stride
+    x0 = (index % nx) * stride
+    n = size * size
+    t = cuda.threadIdx.x
+    step = cuda.blockDim.x
+    mean = 0.0
+    scale = 1.0
+    if normalize:
+        part = 0.0
+        for j in range(t, n, step):
+            part += float(gray[_reflect(y0 + j // size, h), _reflect(x0 + j % size, w)])
+        mean = _block_sum(buf, part) / n
+        part = 0.0
+        for j in range(t, n, step):
+            d = float(gray[_reflect(y0 + j // size, h), _reflect(x0 + j % size, w)]) - mean
+            part += d * d
+        std = math.sqrt(_block_sum(buf, part) / n)
+        scale = 1.0 / max(std, std_floor)
+    for j in range(t, n, step):
+        v = float(gray[_reflect(y0 + j // size, h), _reflect(x0 + j % size, w)])
+        out[b, j // size, j % size] = (v - mean) * scale
+
+
+def patch_grid(shape, size: int = 32, stride: int = 8):
+    """``(ny, nx)`` of the patch grid of an image of ``shape`` (H, W)."""
+    h, w = shape
+    return (math.ceil(max(h - size, 0) / stride) + 1, math.ceil(max(w - size, 0) / stride) + 1)
+
+
+def extract_patches(gray, size: int = 32, stride: int = 8, normalize: bool = False,
+                    std_floor: float = 0.02, out=None, first: int = 0, dtype=np.float32,
+                    threads: int = 128):
+    """Patches of a device image on a regular grid, written into a batch.
+
+    Parameters
+    ----------
+    gray : device array, shape (H, W)
+        Any real dtype (read as float64).
+    size, stride : int
+        Patch side and grid step, >= 1.
+    normalize : bool
+        ``(p - mean) / max(std, std_floor)`` per patch (population std).
+    std_floor : float
+        > 0.
+    out : device array, shape (N, size, size) or (N, 1, size, size), optional
+        float32 or float16 batch (e.g. the classifier's fp16 input, shared
+        through ``__cuda_array_interface__``); receives the patches
+        ``first .. first + n - 1`` (row-major over the grid), with
+        ``n = min(N, ny * nx - first)``, so large frames can be processed in
+        chunks.  Allocated for all patches (of ``dtype``) if omitted.
+    first : int
+        Index of the first patch written.
+    threads : int
+        Threads per block (one block per patch), 1..256.
+
+    Returns
+    -------
+    out : device array
+        The batch (the rows past ``n`` are left untouched).
+    grid : tuple of int
+        ``(ny, nx)``.
+    """
+    func = "extract_patches"
+    img = as_device(func, "gray", gray)
+    size, stride, first, threads = int(size), int(stride), int(first), int(threads)
+    if size < 1 or stride < 1:
+        raise ValueError(f"{func}: size and stride must be >= 1, got {size}, {stride}")
+    if not 1 <= threads <= MAX_THREADS:
+        raise ValueError(f"{func}: threads must be in 1..{MAX_THREADS}, got {threads}")
+    std_floor = float(std_floor)
+    if not math.isfinite(std_floor) or std_floor <= 0:
+        raise ValueError(f"{func}: std_floor must be a finite number > 0, got {std_floor!r}")
+    ny, nx = patch_grid(img.shape, size, stride)
+    total = ny * nx
+    if not 0 <= first < total:
+        raise ValueError(f"{func}: first must be in 0..{total - 1}, got {first}")
+    if out is None:
+        out = cuda.device_array((total - first, size, size), dtype=dtype)
+        batch = out
+    else:
+        ndim = getattr(out, "ndim", len(getattr(out, "shape", ())))
+        out = as_device(func, "out", out, ndim=ndim)
+        batch = out[:, 0] if ndim == 4 else out
+        if batch.ndim != 3 or batch.shape[1:] != (size, size) or (ndim == 4 and out.shape[1] != 1):
+            raise ValueError(f"{func}: out must have shape (N, {size}, {size}) or "
+                             f"(N, 1, {size}, {size}), got {out.shape}")
+        if batch.dtype not in (np.float32, np.float16):
+            raise TypeError(f"{func}: out must be float32 or float16, got {batch.dtype}")
+    count = min(batch.shape[0], total - first)
+    if count > 0:
+        _extract[count, threads](img, size, stride, nx, first, count, bool(normalize), std_floor,
+                                 batch)
+    return out, (ny, nx)
