@@ -100,8 +100,10 @@ def test_accuracy_on_generated_patches():
     assert conf.min() >= 0 and conf.max() <= 1
 
 
-WITHIN_ONE_FLOOR = 0.0
-MAE_CEILING = 10.0
+# measured with the shipped weights on this set (236 patches): within one level 1.000,
+# MAE 0.136 px; the floors leave a margin for other BLAS/ONNX Runtime builds
+WITHIN_ONE_FLOOR = 0.95
+MAE_CEILING = 0.2
 
 
 def test_metadata_records_heldout_metrics():
