@@ -56,3 +56,21 @@ def test_estimate_bad_file(tmp_path, capsys):
 def test_console_script_help():
     res = subprocess.run([sys.executable, "-m", "fastdefocus.cli", "--help"], capture_output=True, text=True)
     assert res.returncode == 0 and "estimate" in res.stdout and "demo" in res.stdout
+
+
+def test_estimate_refuses_clashing_names(tmp_path, photo, capsys):
+    other = tmp_path / "sub"
+    other.mkdir()
+    twin = other / "photo.png"
+    twin.write_bytes(photo.read_bytes())
+    assert main(["estimate", str(photo), str(twin), "-o", str(tmp_path / "out"), "-q"]) == 2
+    assert "same outputs" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_side_by_side_for_gray_alpha_and_int16(tmp_path):
+    from fastdefocus.cli import _as_rgb8
+    gray_alpha = np.zeros((8, 9, 2), np.uint8)
+    gray_alpha[..., 0] = 200
+    assert _as_rgb8(gray_alpha).shape == (8, 9, 3) and _as_rgb8(gray_alpha).max() == 200
+    assert _as_rgb8(np.full((4, 5), 100, np.int16)).max() == 100

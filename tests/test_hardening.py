@@ -22,7 +22,7 @@ from fastdefocus.classify import ModelFileError, load_model_info
 from fastdefocus.cli import main
 from fastdefocus.estimator import default_max_pixels
 from fastdefocus.imageio import read_image, write_atomic
-from fastdefocus.ingest import MAX_PIXELS, check_image, to_luminance
+from fastdefocus.ingest import MAX_PIXELS, check_image
 
 SRC = Path(fastdefocus.__file__).resolve().parent
 

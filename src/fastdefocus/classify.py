@@ -145,7 +145,9 @@ class PatchClassifier:
             import onnxruntime as ort
             opts = ort.SessionOptions()
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            opts.intra_op_num_threads = os.cpu_count() or 1
+            # the cores this process may use (containers and affinity), not the host's
+            opts.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+                else (os.cpu_count() or 1)
             opts.inter_op_num_threads = 1
             self._session = ort.InferenceSession(str(info.onnx_path), sess_options=opts,
                                                  providers=["CPUExecutionProvider"])

@@ -63,12 +63,14 @@ def _as_rgb8(image):
     arr = check_image(image)
     if arr.dtype == np.uint16:
         arr = (arr / 257.0 + 0.5).astype(np.uint8)
+    elif np.issubdtype(arr.dtype, np.integer):  # other integers are checked to lie in 0-255
+        arr = arr.astype(np.uint8)
     elif arr.dtype != np.uint8:
         arr = np.clip(arr * 255.0 + 0.5, 0, 255).astype(np.uint8)
     if arr.ndim == 2:
         arr = cv2.cvtColor(arr, cv2.COLOR_GRAY2RGB)
-    elif arr.shape[2] == 1:
-        arr = cv2.cvtColor(arr[..., 0], cv2.COLOR_GRAY2RGB)
+    elif arr.shape[2] <= 2:  # gray, or gray + alpha
+        arr = cv2.cvtColor(np.ascontiguousarray(arr[..., 0]), cv2.COLOR_GRAY2RGB)
     elif arr.shape[2] == 4:
         arr = arr[..., :3]
     return arr
@@ -94,9 +96,16 @@ def _write_result(outputs: dict, image, result, force: bool) -> None:
 
 
 def _cmd_estimate(args) -> int:
+    import cv2
     from .imageio import read_image
     out_dir = Path(args.output)
     fmt = "npy" if args.format == "npy" else "tiff"
+    stems = [Path(name).stem for name in args.images]
+    clashes = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if clashes:
+        print(f"error: several inputs would write the same outputs ({', '.join(clashes)}): "
+              "give them different names or run them into different folders", file=sys.stderr)
+        return 2
     plan = []
     for name in args.images:
         outputs = _outputs_for(out_dir, Path(name).stem, fmt)
@@ -119,7 +128,7 @@ def _cmd_estimate(args) -> int:
                 print(f"{name}: median sigma {float(__import__('numpy').median(result.sigma)):.2f} px, "
                       f"sharpness {result.sharpness():.3f}, {result.timings['total'] * 1000:.0f} ms -> "
                       f"{outputs['sigma']}")
-        except (OSError, ValueError, TypeError, MemoryError) as e:
+        except (OSError, ValueError, TypeError, MemoryError, cv2.error) as e:
             failures += 1
             print(f"error: {name}: {str(e) or type(e).__name__}", file=sys.stderr)
         progress.step(Path(name).name)
@@ -222,14 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .classify import ModelFileError
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
     except KeyboardInterrupt:  # outputs are written atomically: nothing half-written is left
         parser.exit(130, f"fastdefocus {args.command}: interrupted\n")
-    except (ValueError, TypeError, OSError, MemoryError, ModelFileError) as e:
+    except (ValueError, TypeError, OSError, MemoryError, RuntimeError) as e:  # ModelFileError too
         parser.exit(2, f"fastdefocus {args.command}: error: {str(e) or type(e).__name__}\n")
 
 

@@ -8,6 +8,7 @@ import math
 import numbers
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -276,9 +277,9 @@ def _video_frames(path: Path) -> Iterator[np.ndarray]:
             yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         if count == 0:
             raise ValueError(f"video {path} has no readable frames (corrupt or empty)")
-        if expected > 0 and count < expected:
-            raise ValueError(f"video {path} ended after {count} of its {expected} frames: the file is "
-                             "truncated or corrupt")
+        if expected > 0 and count < expected:  # containers often only estimate their count: warn
+            warnings.warn(f"video {path} ended after {count} of the {expected} frames its header "
+                          "announces: the file may be truncated or corrupt", RuntimeWarning, stacklevel=2)
     finally:
         cap.release()
 

@@ -17,10 +17,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .blur import DEFAULT_LEVELS, disc_kernel, gaussian_kernel1d, level_bins
+from .blur import DEFAULT_LEVELS, disc_blur, gaussian_blur, level_bins
 from .scenes import dead_leaves
 
 PATCH = 32
+#: Each split is generated in this many shards, each seeded by (seed, shard, split), whatever
+#: the number of worker processes: the data depend on the seed alone.
+GENERATOR_SHARDS = 8
 #: A sharp patch whose contrast-scaled standard deviation (intensity in [0, 1]) is
 #: below this carries almost no blur information ("flat").
 FLAT_STD = 0.02
@@ -71,20 +74,16 @@ def blur_crop(crop: np.ndarray, sigma: float, kind: int, rng: np.random.Generato
     if sigma <= 0:
         return crop.copy()
     if kind == 0 or 2 * sigma < 1.0:  # a disc under 1 px radius is not resolvable: Gaussian
-        k = gaussian_kernel1d(sigma)
-        return cv2.sepFilter2D(crop, cv2.CV_32F, k, k, borderType=cv2.BORDER_REFLECT_101)
+        return gaussian_blur(crop, sigma)
     if kind == 1:
-        return cv2.filter2D(crop, cv2.CV_32F, disc_kernel(2 * sigma), borderType=cv2.BORDER_REFLECT_101)
+        return disc_blur(crop, sigma)
     # mixed: Gaussian then disc; variances add under convolution
     frac = rng.uniform(0.2, 0.8)
     sg, sd = sigma * math.sqrt(frac), sigma * math.sqrt(1 - frac)
     if 2 * sd < 1.0:
         sg, sd = sigma, 0.0
-    k = gaussian_kernel1d(sg)
-    out = cv2.sepFilter2D(crop, cv2.CV_32F, k, k, borderType=cv2.BORDER_REFLECT_101)
-    if sd == 0.0:
-        return out
-    return cv2.filter2D(out, cv2.CV_32F, disc_kernel(2 * sd), borderType=cv2.BORDER_REFLECT_101)
+    out = gaussian_blur(crop, sg)
+    return out if sd == 0.0 else disc_blur(out, sd)
 
 
 def make_patch(source: np.ndarray, level: int, cfg: GeneratorConfig, bins: np.ndarray,
@@ -182,7 +181,7 @@ def generate_dataset(out_dir: Path, n_train: int = 600_000, n_val: int = 30_000,
         np.lib.format.open_memmap(out_dir / f"{split}_patches.npy", mode="w+", dtype=np.uint8,
                                   shape=(n, PATCH, PATCH))
         np.lib.format.open_memmap(out_dir / f"{split}_meta.npy", mode="w+", dtype=META_DTYPE, shape=(n,))
-        n_shards = workers * 4
+        n_shards = GENERATOR_SHARDS
         per = int(math.ceil(n / n_shards))
         for s in range(n_shards):
             start = s * per
