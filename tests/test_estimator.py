@@ -179,3 +179,10 @@ def test_truncated_video_is_an_error(tmp_path):
         assert len(frames) < 12
     except ValueError as e:
         assert "cannot open video" in str(e) or "no readable frames" in str(e)
+
+
+def test_thin_image_limit_counts_padding():
+    est = fastdefocus.DefocusEstimator(max_pixels=32 * 500)
+    est.estimate(np.zeros((32, 400), np.uint8))  # 12,800 pixels: fine
+    with pytest.raises(ValueError, match="padded to the 32-px patch"):
+        est.estimate(np.zeros((1, 1000), np.uint8))  # 1,000 pixels, but 32 x 1000 once padded

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from .blur import gaussian_blur
 from .classify import (PatchClassifier, apply_calibration, confidence_from_probs, expected_sigma_raw,
                        load_model_info)
 from .filters import extract_patches
-from .ingest import check_max_pixels, to_luminance
+from .ingest import check_max_pixels, check_pixel_count, to_luminance
 from .refine import pad_to, refine, resize
 from .splat import patch_statistics, splat, tent_sum
 
@@ -206,6 +207,11 @@ class DefocusEstimator:
         lum = to_luminance(image, max_pixels=self.max_pixels)
         h, w = lum.shape
         p, s = self.patch_size, self.stride
+        # thin images are padded to a patch in each direction: that is what costs memory
+        # (one patch's worth is always allowed)
+        if self.max_pixels is not None:
+            check_pixel_count(max(h, p), max(w, p), max(self.max_pixels, p * p),
+                              name=f"image padded to the {p}-px patch")
         source = gaussian_blur(lum, self.sigma0) if self.sigma0 > 0 else lum
         t1 = time.perf_counter()
         timings["ingest"] = t1 - t0
@@ -290,15 +296,17 @@ def estimate(image, **options) -> DefocusResult:
     The few most recently used estimators (and their models) are kept, so repeated calls are cheap.
     """
     key = tuple(sorted(options.items()))
-    est = _ESTIMATORS.pop(key, None)
-    if est is None:
-        est = DefocusEstimator(**options)
-    _ESTIMATORS[key] = est  # most recently used last
-    while len(_ESTIMATORS) > _ESTIMATOR_CACHE_SIZE:
-        _ESTIMATORS.pop(next(iter(_ESTIMATORS)))
+    with _ESTIMATORS_LOCK:
+        est = _ESTIMATORS.pop(key, None)
+        if est is None:
+            est = DefocusEstimator(**options)
+        _ESTIMATORS[key] = est  # most recently used last
+        while len(_ESTIMATORS) > _ESTIMATOR_CACHE_SIZE:
+            _ESTIMATORS.pop(next(iter(_ESTIMATORS)))
     return est.estimate(image)
 
 
 #: The few most recently used estimators of ``estimate`` (each holds a model session).
 _ESTIMATOR_CACHE_SIZE = 4
 _ESTIMATORS: dict = {}
+_ESTIMATORS_LOCK = threading.Lock()
