@@ -20,21 +20,11 @@ import math
 import numpy as np
 
 from ._device import as_device, cuda
+from .filters import _reflect  # one reflect-101 index rule for every kernel
 
 __all__ = ["patch_grid", "extract_patches"]
 
 MAX_THREADS = 256  # size of the shared reduction buffer
-
-
-@cuda.jit(device=True, inline=True)
-def _reflect(i, n):
-    if n == 1:
-        return 0
-    period = 2 * (n - 1)
-    i = i % period
-    if i >= n:
-        i = period - i
-    return i
 
 
 @cuda.jit(device=True)
