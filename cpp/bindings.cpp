@@ -43,18 +43,21 @@ Array box_filter(const Array& src, int64_t radius, int threads) {
     return out;
 }
 
+// Optional per-pixel weights of src's shape: a pointer into `holder`, or nullptr for None.
+const float* optional_weights(const Array& src, const py::object& weights, Array& holder) {
+    if (weights.is_none()) return nullptr;
+    holder = weights.cast<Array>();
+    require_same_shape(src, holder, "weights");
+    return holder.data();
+}
+
 Array guided_filter(const Array& src, const Array& guide, const py::object& weights, int64_t radius,
                     double eps, int iterations, int threads) {
     require_2d(src, "src");
     require_same_shape(src, guide, "guide");
     const int64_t h = src.shape(0), w = src.shape(1);
     Array wt;
-    const float* wp = nullptr;
-    if (!weights.is_none()) {
-        wt = weights.cast<Array>();
-        require_same_shape(src, wt, "weights");
-        wp = wt.data();
-    }
+    const float* wp = optional_weights(src, weights, wt);
     Array out({h, w});
     const float* s = src.data();
     const float* g = guide.data();
@@ -72,12 +75,7 @@ py::tuple guided_coefficients(const Array& src, const Array& guide, const py::ob
     require_same_shape(src, guide, "guide");
     const int64_t h = src.shape(0), w = src.shape(1);
     Array wt;
-    const float* wp = nullptr;
-    if (!weights.is_none()) {
-        wt = weights.cast<Array>();
-        require_same_shape(src, wt, "weights");
-        wp = wt.data();
-    }
+    const float* wp = optional_weights(src, weights, wt);
     Array a({h, w}), b({h, w});
     const float* s = src.data();
     const float* g = guide.data();

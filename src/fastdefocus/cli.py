@@ -76,6 +76,15 @@ def _as_rgb8(image):
     return arr
 
 
+def _refuse_overwrite(paths, force: bool) -> bool:
+    """Say so and return True when an output exists and --force was not given."""
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not force:
+        print(f"error: would overwrite {', '.join(existing)}; pass --force to overwrite", file=sys.stderr)
+        return True
+    return False
+
+
 def _outputs_for(out_dir: Path, stem: str, fmt: str) -> dict:
     return {"sigma": out_dir / f"{stem}_sigma.{fmt}", "sigma16": out_dir / f"{stem}_sigma16.png",
             "color": out_dir / f"{stem}_sigma_color.png", "side": out_dir / f"{stem}_side_by_side.png"}
@@ -109,9 +118,7 @@ def _cmd_estimate(args) -> int:
     plan = []
     for name in args.images:
         outputs = _outputs_for(out_dir, Path(name).stem, fmt)
-        existing = [str(p) for p in outputs.values() if p.exists()]
-        if existing and not args.force:
-            print(f"error: would overwrite {', '.join(existing)}; pass --force to overwrite", file=sys.stderr)
+        if _refuse_overwrite(outputs.values(), args.force):
             return 2
         plan.append((name, outputs))
     est = _estimator_from(args)
@@ -142,9 +149,7 @@ def _cmd_demo(args) -> int:
     from .scenes import demo_scene
     out_dir = Path(args.output)
     names = {k: out_dir / f"demo_{k}.png" for k in ("input", "truth", "estimate", "side_by_side")}
-    existing = [str(p) for p in names.values() if p.exists()]
-    if existing and not args.force:
-        print(f"error: would overwrite {', '.join(existing)}; pass --force to overwrite", file=sys.stderr)
+    if _refuse_overwrite(names.values(), args.force):
         return 2
     blurred, truth, sharp = demo_scene(seed=args.seed)
     est = _estimator_from(args)

@@ -17,7 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .blur import DEFAULT_LEVELS, disc_blur, gaussian_blur, level_bins
+from .blur import DEFAULT_LEVELS, disc_blur, gaussian_blur, level_bins, level_position
+from .classify import expected_sigma_raw
 from .scenes import dead_leaves
 
 PATCH = 32
@@ -267,7 +268,6 @@ def train(cache_dir: Path, run_dir: Path, cfg: TrainConfig, log=print) -> Path:
     torch.manual_seed(cfg.seed)
     summary = json.loads((Path(cache_dir) / "summary.json").read_text())
     levels = np.asarray(summary["levels"])
-    from .blur import level_position
     patches = np.load(Path(cache_dir) / "train_patches.npy")
     meta = np.load(Path(cache_dir) / "train_meta.npy")
     positions = torch.from_numpy(level_position(meta["sigma"], levels).astype(np.float32))
@@ -358,7 +358,7 @@ def evaluate_checkpoint_model(model, cache_dir: Path, levels: np.ndarray, std_fl
     probs = predict_probs(model, np.asarray(patches[textured]), std_floor, device)
     label = meta["level"][textured].astype(int)
     pred = probs.argmax(1)
-    expected = probs @ levels
+    expected = expected_sigma_raw(probs, levels)
     return {"val_top1": float((pred == label).mean()),
             "val_within1": float((np.abs(pred - label) <= 1).mean()),
             "val_mae_px": float(np.abs(expected - meta["sigma"][textured]).mean())}
@@ -381,7 +381,6 @@ def pool_adjacent_violators(values: np.ndarray, weights: np.ndarray) -> np.ndarr
 def fit_calibration(raw: np.ndarray, sigma: np.ndarray, levels: np.ndarray, bins: int = 48) -> np.ndarray:
     """Monotone knots mapping the raw expected sigma to sigma: isotonic regression of the true
     sigma on the raw estimate (E[sigma | raw]) over quantile bins of the raw estimate."""
-    from .blur import level_bins
     order = np.argsort(raw, kind="stable")
     groups = np.array_split(order, bins)
     x = np.array([raw[g].mean() for g in groups])
@@ -455,7 +454,7 @@ def finalize(cache_dir: Path, run_dir: Path, weights_dir: Path, docs_dir: Path |
     patches = np.load(cache_dir / "val_patches.npy")
     meta = np.load(cache_dir / "val_meta.npy")
     probs = predict_probs(model, patches, tcfg["std_floor"], torch.device("cpu"))
-    raw = probs @ levels
+    raw = expected_sigma_raw(probs, levels)
     pred = probs.argmax(1)
     fit = (meta["source"] % 2 == 0) & ~meta["flat"]
     knots = fit_calibration(raw[fit], meta["sigma"][fit], levels)
