@@ -23,7 +23,7 @@ import numpy as np
 
 from ._device import THREADS, TILE, as_device, blocks, cuda
 
-__all__ = ["box_filter", "guided_filter", "guided_coefficients", "iterative_guided_filter"]
+__all__ = ["box_filter", "guided_filter", "guided_coefficients", "iterative_guided_filter", "GuidedWork"]
 
 WEIGHT_FLOOR = 1e-6  # w_e = w + 1e-6, as the CPU kernels
 
@@ -34,6 +34,8 @@ WEIGHT_FLOOR = 1e-6  # w_e = w + 1e-6, as the CPU kernels
 @cuda.jit(device=True, inline=True)
 def _reflect(i, n):
     """Index i of the reflect-101 extension of a length-n line (repeated)."""
+    if 0 <= i < n:  # the common case: no integer division
+        return i
     if n == 1:
         return 0
     period = 2 * (n - 1)
@@ -151,7 +153,67 @@ def _guided_split(sums_ab, inv_area, coef_a, coef_b):
         coef_b[y, x] = sums_ab[1, y, x] * inv_area
 
 
+@cuda.jit
+def _guided_ab_direct(p, g, w, weighted, radius, eps, ab):
+    """a, b of every window, its five sums taken directly over the (2r+1)^2 pixels:
+    for the small radii of the refinement this is one coalesced pass instead of
+    four serial line scans."""
+    y, x = cuda.grid(2)
+    h, wd = p.shape
+    if y < h and x < wd:
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        s4 = 0.0
+        for dy in range(-radius, radius + 1):
+            yy = _reflect(y + dy, h)
+            for dx in range(-radius, radius + 1):
+                xx = _reflect(x + dx, wd)
+                gv = float(g[yy, xx])
+                pv = float(p[yy, xx])
+                we = 1.0
+                if weighted:
+                    we = float(w[yy, xx]) + WEIGHT_FLOOR
+                wg = we * gv
+                s0 += we
+                s1 += wg
+                s2 += we * pv
+                s3 += wg * pv
+                s4 += wg * gv
+        inv_w = 1.0 / s0
+        mean_i = s1 * inv_w
+        mean_p = s2 * inv_w
+        cov_ip = s3 * inv_w - mean_i * mean_p
+        var_i = max(s4 * inv_w - mean_i * mean_i, 0.0)
+        a = cov_ip / (var_i + eps)
+        ab[0, y, x] = a
+        ab[1, y, x] = mean_p - a * mean_i
+
+
+@cuda.jit
+def _ab_sums_direct(ab, radius, sums):
+    """Window sums of the a and b planes, taken directly (small radii)."""
+    y, x = cuda.grid(2)
+    h, wd = ab.shape[1], ab.shape[2]
+    if y < h and x < wd:
+        sa = 0.0
+        sb = 0.0
+        for dy in range(-radius, radius + 1):
+            yy = _reflect(y + dy, h)
+            for dx in range(-radius, radius + 1):
+                xx = _reflect(x + dx, wd)
+                sa += ab[0, yy, xx]
+                sb += ab[1, yy, xx]
+        sums[0, y, x] = sa
+        sums[1, y, x] = sb
+
+
 # ------------------------------------------------------------------------- host side
+
+#: Largest radius whose window sums are taken directly ((2r+1)^2 reads per pixel);
+#: larger ones use the separable running sums, whose cost does not depend on r.
+DIRECT_MAX_RADIUS = 3
 
 _TILE = TILE
 
@@ -165,11 +227,11 @@ def _inv_area(radius: int) -> float:
     return 1.0 / (side * side)
 
 
-def _window_sums(stack, tmp, radius):
+def _window_sums(stack, tmp, radius, stream=0):
     """stack <- separable window sums of every plane (tmp: same-shaped scratch)."""
     c, h, w = stack.shape
-    _cols_sum[(blocks(w), c), THREADS](stack, tmp, radius)
-    _rows_sum[(blocks(h), c), THREADS](tmp, stack, radius)
+    _cols_sum[(blocks(w), c), THREADS, stream](stack, tmp, radius)
+    _rows_sum[(blocks(h), c), THREADS, stream](tmp, stack, radius)
 
 
 def _check_radius(func, radius):
@@ -198,7 +260,7 @@ def _out_array(func, out, shape):
     return out
 
 
-def box_filter(src, radius: int, out=None):
+def box_filter(src, radius: int, out=None, stream=0):
     """Mean over the (2r+1) x (2r+1) window, reflect-101 borders, on the GPU.
 
     Parameters
@@ -219,34 +281,43 @@ def box_filter(src, radius: int, out=None):
     img = as_device(func, "src", src)
     h, w = img.shape
     out = _out_array(func, out, (h, w))
-    stack = cuda.device_array((1, h, w), dtype=np.float64)
-    tmp = cuda.device_array((1, h, w), dtype=np.float64)
+    stack = cuda.device_array((1, h, w), dtype=np.float64, stream=stream)
+    tmp = cuda.device_array((1, h, w), dtype=np.float64, stream=stream)
     grid, tile = _grid2(h, w)
-    _copy_plane[grid, tile](img, stack)
-    _window_sums(stack, tmp, r)
-    _scale_plane[grid, tile](stack, out, _inv_area(r))
+    _copy_plane[grid, tile, stream](img, stack)
+    _window_sums(stack, tmp, r, stream)
+    _scale_plane[grid, tile, stream](stack, out, _inv_area(r))
     return out
 
 
-class _GuidedWork:
-    """Scratch buffers of one guided filter call, reusable across iterations."""
+class GuidedWork:
+    """Scratch buffers of guided filter calls on (h, w) images with radius r, reusable
+    across iterations and frames (the streaming pipeline allocates them once)."""
 
-    def __init__(self, h, w):
-        self.products = cuda.device_array((5, h, w), dtype=np.float64)
-        self.products_tmp = cuda.device_array((5, h, w), dtype=np.float64)
-        self.ab = cuda.device_array((2, h, w), dtype=np.float64)
-        self.ab_tmp = cuda.device_array((2, h, w), dtype=np.float64)
+    def __init__(self, h, w, radius, stream=0):
+        self.shape = (h, w)
+        self.direct = radius <= DIRECT_MAX_RADIUS
+        if not self.direct:
+            self.products = cuda.device_array((5, h, w), dtype=np.float64, stream=stream)
+            self.products_tmp = cuda.device_array((5, h, w), dtype=np.float64, stream=stream)
+        self.ab = cuda.device_array((2, h, w), dtype=np.float64, stream=stream)
+        self.ab_tmp = cuda.device_array((2, h, w), dtype=np.float64, stream=stream)
 
 
-def _guided_sums_ab(p, g, w, r, eps, work):
-    """work.ab <- window sums of (a, b)."""
+def _guided_sums_ab(p, g, w, r, eps, work, stream=0):
+    """Window sums of (a, b), in ``work.ab`` (separable) or ``work.ab_tmp`` (direct); returned."""
     h, wd = p.shape
     grid, tile = _grid2(h, wd)
     weighted = w is not None
-    _guided_products[grid, tile](p, g, w if weighted else g, weighted, work.products)
-    _window_sums(work.products, work.products_tmp, r)
-    _guided_ab[grid, tile](work.products, eps, work.ab)
-    _window_sums(work.ab, work.ab_tmp, r)
+    if r <= DIRECT_MAX_RADIUS:
+        _guided_ab_direct[grid, tile, stream](p, g, w if weighted else g, weighted, r, eps, work.ab)
+        _ab_sums_direct[grid, tile, stream](work.ab, r, work.ab_tmp)
+        return work.ab_tmp
+    _guided_products[grid, tile, stream](p, g, w if weighted else g, weighted, work.products)
+    _window_sums(work.products, work.products_tmp, r, stream)
+    _guided_ab[grid, tile, stream](work.products, eps, work.ab)
+    _window_sums(work.ab, work.ab_tmp, r, stream)
+    return work.ab
 
 
 def _guided_args(func, src, guide, radius, eps, weights):
@@ -264,39 +335,52 @@ def _guided_args(func, src, guide, radius, eps, weights):
     return p, g, w, r, e
 
 
-def guided_coefficients(src, guide, radius: int, eps: float, weights=None):
+def guided_coefficients(src, guide, radius: int, eps: float, weights=None, out=None,
+                        stream=0, work=None):
     """``(A, B) = (box(a), box(b))`` of the (weighted) guided filter on the GPU.
 
     Same definition as :func:`fastdefocus.filters.guided_coefficients`
-    (``w_e = w + 1e-6``); returns two float32 device arrays of shape (H, W).
+    (``w_e = w + 1e-6``); returns two float32 device arrays of shape (H, W)
+    (``out``, a pair of them, if given). ``stream``: the CUDA stream to launch on;
+    ``work``: a :class:`GuidedWork` to reuse.
     """
     func = "guided_coefficients"
     p, g, w, r, e = _guided_args(func, src, guide, radius, eps, weights)
     h, wd = p.shape
-    work = _GuidedWork(h, wd)
-    _guided_sums_ab(p, g, w, r, e, work)
-    coef_a = cuda.device_array((h, wd), dtype=np.float32)
-    coef_b = cuda.device_array((h, wd), dtype=np.float32)
+    work = _work_for(work, h, wd, r, stream)
+    sums = _guided_sums_ab(p, g, w, r, e, work, stream)
+    if out is None:
+        out = (cuda.device_array((h, wd), dtype=np.float32, stream=stream),
+               cuda.device_array((h, wd), dtype=np.float32, stream=stream))
+    coef_a, coef_b = (_out_array(func, o, (h, wd)) for o in out)
     grid, tile = _grid2(h, wd)
-    _guided_split[grid, tile](work.ab, _inv_area(r), coef_a, coef_b)
+    _guided_split[grid, tile, stream](sums, _inv_area(r), coef_a, coef_b)
     return coef_a, coef_b
 
 
-def guided_filter(src, guide, radius: int, eps: float, weights=None, out=None):
+def _work_for(work, h, wd, r, stream):
+    if work is None or work.shape != (h, wd) or work.direct != (r <= DIRECT_MAX_RADIUS):
+        return GuidedWork(h, wd, r, stream)
+    return work
+
+
+def guided_filter(src, guide, radius: int, eps: float, weights=None, out=None, stream=0):
     """(Weighted) guided filter ``q = box(a) I + box(b)`` on the GPU.
 
     Same semantics as :func:`fastdefocus.filters.guided_filter`; returns a
     float32 device array of shape (H, W) (``out`` if given).
     """
-    return iterative_guided_filter(src, guide, radius, eps, weights, 1, out=out)
+    return iterative_guided_filter(src, guide, radius, eps, weights, 1, out=out, stream=stream)
 
 
 def iterative_guided_filter(src, guide, radius: int, eps: float, weights=None,
-                            iterations: int = 1, out=None):
+                            iterations: int = 1, out=None, stream=0, work=None, scratch=None):
     """``iterations`` guided filter passes with a fixed guide and weights, on the GPU.
 
-    Scratch buffers are allocated once for all passes; returns a float32
-    device array of shape (H, W) (``out`` if given).
+    Scratch buffers are allocated once for all passes (or taken from ``work``, a
+    :class:`GuidedWork`, and ``scratch``, a float32 (H, W) device array); returns
+    a float32 device array of shape (H, W) (``out`` if given). ``stream``: the
+    CUDA stream to launch on.
     """
     func = "iterative_guided_filter"
     if isinstance(iterations, (bool, np.bool_)) or not isinstance(iterations, (int, np.integer)) \
@@ -305,15 +389,18 @@ def iterative_guided_filter(src, guide, radius: int, eps: float, weights=None,
     p, g, w, r, e = _guided_args(func, src, guide, radius, eps, weights)
     h, wd = p.shape
     out = _out_array(func, out, (h, wd))
-    work = _GuidedWork(h, wd)
+    work = _work_for(work, h, wd, r, stream)
     grid, tile = _grid2(h, wd)
     inv_area = _inv_area(r)
     # ping-pong so that every pass reads the previous one and out gets the last
-    other = cuda.device_array((h, wd), dtype=np.float32) if iterations > 1 else None
+    other = None
+    if iterations > 1:
+        other = scratch if scratch is not None else cuda.device_array((h, wd), dtype=np.float32,
+                                                                      stream=stream)
     current = p
     for it in range(int(iterations)):
         target = out if (iterations - 1 - it) % 2 == 0 else other
-        _guided_sums_ab(current, g, w, r, e, work)
-        _guided_apply[grid, tile](work.ab, g, inv_area, target)
+        sums = _guided_sums_ab(current, g, w, r, e, work, stream)
+        _guided_apply[grid, tile, stream](sums, g, inv_area, target)
         current = target
     return out

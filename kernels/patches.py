@@ -47,34 +47,56 @@ def _block_sum(buf, value):
     return total
 
 
+#: Largest patch (pixels) staged in shared memory; larger ones are read from global memory.
+TILE_PIXELS = 1024
+
+
 @cuda.jit
-def _extract(gray, size, stride, nx, first, count, normalize, std_floor, out):
+def _extract(gray, size, stride, nx, first, count, normalize, std_floor, out, want_std, std_out):
     b = cuda.blockIdx.x
     if b >= count:  # uniform per block, so no thread misses a syncthreads
         return
     buf = cuda.shared.array(MAX_THREADS, dtype=np.float64)
+    tile = cuda.shared.array(TILE_PIXELS, dtype=np.float32)
     h, w = gray.shape
     index = first + b
     y0 = (index // nx) * stride
     x0 = (index % nx) * stride
     n = size * size
+    staged = n <= TILE_PIXELS
     t = cuda.threadIdx.x
     step = cuda.blockDim.x
-    mean = 0.0
+    # one read of the patch from global memory (reflect-101 only at the bottom/right)
+    part = 0.0
+    for j in range(t, n, step):
+        v = gray[_reflect(y0 + j // size, h), _reflect(x0 + j % size, w)]
+        if staged:
+            tile[j] = v
+        part += float(v)
+    mean = _block_sum(buf, part) / n  # the block_sum's barrier also publishes the tile
     scale = 1.0
-    if normalize:
+    if normalize or want_std:
         part = 0.0
         for j in range(t, n, step):
-            part += float(gray[_reflect(y0 + j // size, h), _reflect(x0 + j % size, w)])
-        mean = _block_sum(buf, part) / n
-        part = 0.0
-        for j in range(t, n, step):
-            d = float(gray[_reflect(y0 + j // size, h), _reflect(x0 + j % size, w)]) - mean
+            if staged:
+                d = float(tile[j]) - mean
+            else:
+                d = float(gray[_reflect(y0 + j // size, h), _reflect(x0 + j % size, w)]) - mean
             part += d * d
         std = math.sqrt(_block_sum(buf, part) / n)
-        scale = 1.0 / max(std, std_floor)
+        if want_std and t == 0:
+            std_out[index] = std
+        if normalize:
+            scale = 1.0 / max(std, std_floor)
+        else:
+            mean = 0.0
+    else:
+        mean = 0.0
     for j in range(t, n, step):
-        v = float(gray[_reflect(y0 + j // size, h), _reflect(x0 + j % size, w)])
+        if staged:
+            v = float(tile[j])
+        else:
+            v = float(gray[_reflect(y0 + j // size, h), _reflect(x0 + j % size, w)])
         out[b, j // size, j % size] = (v - mean) * scale
 
 
@@ -86,7 +108,7 @@ def patch_grid(shape, size: int = 32, stride: int = 8):
 
 def extract_patches(gray, size: int = 32, stride: int = 8, normalize: bool = False,
                     std_floor: float = 0.02, out=None, first: int = 0, dtype=np.float32,
-                    threads: int = 128):
+                    threads: int = 128, std_out=None, stream=0):
     """Patches of a device image on a regular grid, written into a batch.
 
     Parameters
@@ -109,6 +131,10 @@ def extract_patches(gray, size: int = 32, stride: int = 8, normalize: bool = Fal
         Index of the first patch written.
     threads : int
         Threads per block (one block per patch), 1..256.
+    std_out : device array, shape (ny * nx,), float32 or float64, optional
+        Receives each written patch's standard deviation (before normalisation) at
+        its grid index: the texture measure of the splat stage, for free.
+    stream : CUDA stream, optional
 
     Returns
     -------
@@ -144,7 +170,13 @@ def extract_patches(gray, size: int = 32, stride: int = 8, normalize: bool = Fal
         if batch.dtype not in (np.float32, np.float16):
             raise TypeError(f"{func}: out must be float32 or float16, got {batch.dtype}")
     count = min(batch.shape[0], total - first)
+    want_std = std_out is not None
+    if want_std:
+        std_out = as_device(func, "std_out", std_out, ndim=1)
+        if std_out.shape[0] != total:
+            raise ValueError(f"{func}: std_out must have {total} elements (one per patch), "
+                             f"got {std_out.shape[0]}")
     if count > 0:
-        _extract[count, threads](img, size, stride, nx, first, count, bool(normalize), std_floor,
-                                 batch)
+        _extract[count, threads, stream](img, size, stride, nx, first, count, bool(normalize),
+                                         std_floor, batch, want_std, std_out if want_std else batch)
     return out, (ny, nx)

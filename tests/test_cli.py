@@ -74,3 +74,60 @@ def test_side_by_side_for_gray_alpha_and_int16(tmp_path):
     gray_alpha[..., 0] = 200
     assert _as_rgb8(gray_alpha).shape == (8, 9, 3) and _as_rgb8(gray_alpha).max() == 200
     assert _as_rgb8(np.full((4, 5), 100, np.int16)).max() == 100
+
+
+# ------------------------------------------------------------------------------ video
+
+
+def _write_video(path, frames=5, size=(64, 48)):
+    import cv2
+    from fastdefocus.scenes import dead_leaves
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, size)
+    assert writer.isOpened()
+    base = (dead_leaves(np.random.default_rng(0), max(size)) * 255).astype(np.uint8)[:size[1], :size[0]]
+    for i in range(frames):
+        writer.write(cv2.cvtColor(np.roll(base, 2 * i, axis=1), cv2.COLOR_GRAY2BGR))
+    writer.release()
+
+
+def _count_frames(path):
+    import cv2
+    cap = cv2.VideoCapture(str(path))
+    n, shape = 0, None
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        n, shape = n + 1, frame.shape
+    cap.release()
+    return n, shape
+
+
+def test_video_writes_side_by_side_and_refuses_overwrite(tmp_path, capsys):
+    from fastdefocus.cli import main
+    src, out = tmp_path / "in.avi", tmp_path / "out.avi"
+    _write_video(src)
+    assert main(["video", str(src), "-o", str(out), "--side-by-side", "-q", "--device", "cpu"]) == 0
+    assert _count_frames(out) == (5, (48, 128, 3))
+    assert "5 frames" in capsys.readouterr().out
+    assert main(["video", str(src), "-o", str(out), "-q", "--device", "cpu"]) == 1  # no --force
+    assert main(["video", str(src), "-o", str(out), "-q", "--force", "--max-frames", "2",
+                 "--smoothing", "0.5", "--device", "cpu"]) == 0
+    assert _count_frames(out) == (2, (48, 64, 3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.avi", "out.avi"]  # no partial file
+
+
+def test_video_bad_arguments(tmp_path, capsys):
+    from fastdefocus.cli import main
+    src = tmp_path / "in.avi"
+    _write_video(src, frames=2)
+    with pytest.raises(SystemExit) as e:
+        main(["video", str(src), "-o", str(tmp_path / "out.gif")])
+    assert e.value.code == 2 and "must end in one of" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["video", str(tmp_path / "missing.avi"), "-o", str(tmp_path / "o.avi")])
+    assert "video not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["video", str(src), "-o", str(tmp_path / "o.avi"), "--smoothing", "1.5", "--device", "cpu"])
+    assert "smoothing must be in [0, 1)" in capsys.readouterr().err
+    assert not (tmp_path / "o.avi").exists()

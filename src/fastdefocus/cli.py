@@ -178,10 +178,91 @@ def _cmd_demo(args) -> int:
     return 0
 
 
+_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+
+
+def _cmd_video(args) -> int:
+    """Defocus maps of a video, written as a video (the map, or input and map side by side)."""
+    import collections
+    import os
+    import time
+
+    import cv2
+
+    from .estimator import _video_frames
+
+    src, out = Path(args.input), Path(args.output)
+    fourcc = _FOURCC.get(out.suffix.lower())
+    if fourcc is None:
+        raise ValueError(f"output {out} must end in one of {', '.join(sorted(_FOURCC))}, got {out.suffix!r}")
+    if not src.exists():
+        raise FileNotFoundError(f"video not found: {src}")
+    if _refuse_overwrite([out], args.force):
+        return 1
+    if out.resolve() == src.resolve():
+        raise ValueError(f"output {out} is the input video")
+    cap = cv2.VideoCapture(str(src))
+    fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
+    cap.release()
+    fps = fps if fps and fps > 0 else 25.0
+    est = _estimator_from(args)
+    frames_in = collections.deque()  # frames whose results are still to come (bounded by the stream)
+
+    def frames():
+        for frame in _video_frames(src):
+            if args.max_frames and len(frames_in) + done >= args.max_frames:
+                return
+            frames_in.append(frame)
+            yield frame
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")  # the suffix picks the container
+    writer = None
+    done = 0
+    t0 = time.perf_counter()
+    try:
+        for result in est.stream(frames(), smoothing=args.smoothing):
+            frame = frames_in.popleft()
+            color = result.colorize()
+            picture = _side_by_side(_as_rgb8(frame), color) if args.side_by_side else color
+            if writer is None:
+                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps,
+                                         (picture.shape[1], picture.shape[0]))
+                if not writer.isOpened():
+                    raise RuntimeError(f"OpenCV cannot write {out.suffix} video ({fourcc}) here")
+            writer.write(cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+            done += 1
+            if not args.quiet:
+                rate = done / max(time.perf_counter() - t0, 1e-9)
+                of = f"/{min(total, args.max_frames or total)}" if total else ""
+                sys.stderr.write(f"\rframe {done}{of}  {rate:6.1f} frames/s  [{est.device}, {est.backend}]")
+                sys.stderr.flush()
+        if writer is None:
+            raise ValueError(f"video {src} gave no frames")
+        writer.release()
+        writer = None
+        os.replace(tmp, out)
+    finally:
+        if writer is not None:
+            writer.release()
+        if tmp.exists():
+            tmp.unlink()
+    if not args.quiet:
+        sys.stderr.write("\n")
+    elapsed = time.perf_counter() - t0
+    print(f"{done} frames -> {out} in {elapsed:.1f} s ({done / elapsed:.1f} frames/s, "
+          f"{est.device}, backend {est.backend})")
+    return 0
+
+
 def _add_estimator_options(p) -> None:
     p.add_argument("--stride", type=int, default=8, help="patch grid step in px (divides 32; default 8)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "torch"])
+    p.add_argument("--backend", default="auto",
+                   choices=["auto", "onnxruntime", "torch", "tensorrt", "compile", "eager", "cpu"],
+                   help="classifier runtime: onnxruntime / torch on the CPU; tensorrt / compile / eager / "
+                        "cpu on a CUDA device (default: the fastest available)")
     p.add_argument("--sigma0", type=float, default=0.0, help="noise pre-filter sigma in px (default off)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
@@ -228,6 +309,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     _add_estimator_options(p)
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("video", help="defocus map of every frame of a video, written as a video",
+                       description="Estimate every frame of IN (frames are decoded in a reader thread while "
+                                   "the previous ones are estimated; on a GPU, upload, work and download overlap) "
+                                   "and write the colour map, or input and map side by side, to OUT "
+                                   "(.mp4 / .m4v / .mov: mp4v; .avi / .mkv: MJPG), at the input's frame rate. "
+                                   "The file appears only when complete.")
+    p.add_argument("input", help="input video")
+    p.add_argument("-o", "--output", required=True, help="output video file")
+    p.add_argument("--side-by-side", action="store_true", help="input and map side by side")
+    p.add_argument("--smoothing", type=float, default=0.0,
+                   help="temporal smoothing of the map in [0, 1) (default 0: off)")
+    p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    _add_estimator_options(p)
+    p.set_defaults(func=_cmd_video)
 
     add_application_commands(sub)
     from .evalcli import add_commands as add_eval_commands

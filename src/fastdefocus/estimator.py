@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import queue
 import threading
 import time
 import warnings
@@ -23,7 +24,28 @@ from .classify import (PatchClassifier, apply_calibration, confidence_from_probs
 from .filters import extract_patches
 from .ingest import check_max_pixels, check_pixel_count, to_luminance
 from .refine import pad_to, refine, resize
-from .splat import patch_statistics, splat, tent_sum
+from .splat import SPLAT_LIFT, patch_statistics, splat, tent_sum
+
+#: Classifier runtimes on the CPU and on a CUDA device ("cpu" there: ONNX Runtime on the host).
+CPU_BACKENDS = ("auto", "onnxruntime", "torch")
+GPU_BACKENDS = ("tensorrt", "compile", "eager", "cpu")
+
+
+def gpu_available() -> bool:
+    """True if an NVIDIA driver is present and Numba's CUDA target sees a GPU. Cheap on
+    machines without a driver (Numba is not imported there)."""
+    import ctypes.util
+    import importlib.util
+
+    if importlib.util.find_spec("numba") is None:
+        return False
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1" and ctypes.util.find_library("cuda") is None:
+        return False
+    try:
+        from .kernels._compat import import_cuda
+        return bool(import_cuda().is_available())
+    except Exception:  # noqa: BLE001 - a broken CUDA install means: no GPU
+        return False
 
 
 @dataclass
@@ -154,8 +176,16 @@ class DefocusEstimator:
                  weights: str | os.PathLike | None = None, max_pixels: int | str | None = "auto"):
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-        if backend not in ("auto", "onnxruntime", "torch"):
-            raise ValueError(f"backend must be 'auto', 'onnxruntime' or 'torch', got {backend!r}")
+        if backend not in CPU_BACKENDS + GPU_BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(CPU_BACKENDS + GPU_BACKENDS)}, got {backend!r}")
+        if device == "auto":
+            device = "cuda" if gpu_available() and backend not in ("onnxruntime", "torch") else "cpu"
+        if device == "cpu" and backend in GPU_BACKENDS[:-1]:
+            raise ValueError(f"backend {backend!r} runs on a CUDA device; on the CPU use 'auto', "
+                             "'onnxruntime' or 'torch'")
+        if device == "cuda" and backend == "onnxruntime":
+            raise ValueError("backend 'onnxruntime' is the CPU runtime; on a CUDA device use 'auto', "
+                             "'tensorrt', 'compile', 'eager' or 'cpu' (ONNX Runtime on the host)")
         self.info = load_model_info(weights)
         self.patch_size = self.info.patch_size
         divisors = {d for d in range(1, self.patch_size + 1) if self.patch_size % d == 0}
@@ -171,18 +201,34 @@ class DefocusEstimator:
             self.max_pixels = default_max_pixels(self.patch_size, self.stride)
         else:
             self.max_pixels = check_max_pixels(max_pixels)
-        self.classifier = PatchClassifier(self.info, device=device, backend=backend, batch_size=self.batch_size)
         self.flat_std = float(self.info.metadata["data"].get("flat_std", 0.02))
         self.sigma_max = float(self.info.calibration[-1, 1])
+        self._gpu = None
+        if device == "cuda":
+            if not gpu_available():
+                raise RuntimeError("device='cuda' needs an NVIDIA GPU with Numba's CUDA target "
+                                   "(pip install 'fastdefocus[gpu]'); none was found: use device='cpu'")
+            from .gpu import GpuPipeline
+            self._gpu = GpuPipeline(self, backend={"torch": "eager"}.get(backend, backend))
+            self.classifier = None
+        else:
+            self.classifier = PatchClassifier(self.info, device="cpu", backend=backend,
+                                              batch_size=self.batch_size)
 
     @property
     def backend(self) -> str:
-        """The classifier runtime in use, e.g. 'onnxruntime' or 'torch-cpu'."""
-        return self.classifier.name
+        """The classifier runtime in use: 'onnxruntime' or 'torch-cpu' on the CPU; 'tensorrt',
+        'compile', 'eager' or 'cpu' on a CUDA device (``backend_notes`` says why better ones
+        were not taken)."""
+        return self._gpu.backend_name if self._gpu is not None else self.classifier.name
+
+    @property
+    def backend_notes(self) -> list:
+        return list(self._gpu.notes) if self._gpu is not None else []
 
     @property
     def device(self) -> str:
-        return self.classifier.device
+        return "cuda" if self._gpu is not None else "cpu"
 
     def __repr__(self) -> str:
         return (f"DefocusEstimator(device={self.device!r}, backend={self.backend!r}, stride={self.stride}, "
@@ -202,6 +248,8 @@ class DefocusEstimator:
         DefocusResult
             ``sigma`` and ``confidence`` of shape (H, W), float32.
         """
+        if self._gpu is not None:
+            return self._gpu.estimate(image)
         timings = {}
         t0 = time.perf_counter()
         lum = to_luminance(image, max_pixels=self.max_pixels)
@@ -230,9 +278,11 @@ class DefocusEstimator:
             sigma_patch = np.sqrt(np.maximum(sigma_patch ** 2 - self.sigma0 ** 2, 0.0))
         texture_conf = np.clip((texture.ravel() - 0.5 * self.flat_std) / (1.5 * self.flat_std), 0.0, 1.0)
         conf_patch = (confidence_from_probs(probs) * texture_conf).reshape(grid)
-        # patches straddling a focus boundary (quadrants disagree) count less in the map,
-        # but the reported confidence stays the classifier's and the texture's
-        cell_sigma, cell_weight = splat(sigma_patch.reshape(grid), conf_patch * agreement, p, s)
+        # patches straddling a focus boundary (their windows disagree) count less in the map,
+        # but the reported confidence stays the classifier's and the texture's; such patches
+        # look as sharp as their sharp side, so the splat is a soft maximum (SPLAT_LIFT)
+        cell_sigma, cell_weight = splat(sigma_patch.reshape(grid), conf_patch * agreement, p, s,
+                                        lift=SPLAT_LIFT)
         cell_conf = tent_sum(conf_patch, p, s) / tent_sum(np.ones(grid), p, s)
         t4 = time.perf_counter()
         timings["splat"] = t4 - t3
@@ -247,23 +297,89 @@ class DefocusEstimator:
 
     __call__ = estimate
 
-    def stream(self, frames: Iterable | str | os.PathLike) -> Iterator[DefocusResult]:
-        """Estimate a sequence of same-sized frames in order (a video path is read with OpenCV,
-        BGR converted to RGB). A frame of a different size than the first raises ValueError
-        before it is estimated; frames are validated as :meth:`estimate` does."""
+    def stream(self, frames: Iterable | str | os.PathLike, smoothing: float = 0.0,
+               prefetch: int = 2) -> Iterator[DefocusResult]:
+        """Estimate a sequence of same-sized frames, yielding the results in order.
+
+        Parameters
+        ----------
+        frames : iterable of images, or a video path
+            Images as :meth:`estimate` takes them; a video is read with OpenCV (BGR
+            converted to RGB). A frame of another size than the first raises ValueError
+            before it is estimated.
+        smoothing : float in [0, 1)
+            Temporal smoothing of the map: ``sigma_k = s * sigma_(k-1) + (1 - s) * estimate_k``
+            (0, the default: off). Damps flicker on video; lags behind fast focus changes.
+        prefetch : int >= 1
+            Frames read ahead. On the CPU a reader thread decodes the next frames while the
+            current one is estimated; on a CUDA device this many frames are in flight, the
+            upload of frame k+1, the work on frame k and the download of frame k-1 overlapping
+            on separate CUDA streams. Either way memory stays bounded: the reader waits.
+        """
+        smoothing = _check_float("smoothing", smoothing, 0.0)
+        if smoothing >= 1.0:
+            raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
+        prefetch = _check_int("prefetch", prefetch, 1)
         if isinstance(frames, (str, os.PathLike)):
             frames = _video_frames(Path(frames))
         elif not hasattr(frames, "__iter__"):
             raise TypeError(f"frames must be an iterable of images or a video path, got {type(frames).__name__}")
+        if self._gpu is not None:
+            yield from self._gpu.stream(_prefetched(frames, prefetch), smoothing=smoothing, depth=prefetch)
+            return
         first_shape = None
-        for index, frame in enumerate(frames):
+        previous = None
+        for index, frame in enumerate(_prefetched(frames, prefetch)):
             lum = to_luminance(frame, name=f"frame {index}", max_pixels=self.max_pixels)
             if first_shape is None:
                 first_shape = lum.shape
             elif lum.shape != first_shape:
                 raise ValueError(f"frame {index} has size {lum.shape}, but the stream started with "
                                  f"{first_shape}: all frames of a stream must have the same size")
-            yield self.estimate(lum)  # lum is float32 in [0, 1]: its luminance is itself
+            result = self.estimate(lum)  # lum is float32 in [0, 1]: its luminance is itself
+            if smoothing > 0 and previous is not None:
+                result.sigma = (smoothing * previous + (1.0 - smoothing) * result.sigma).astype(np.float32)
+            previous = result.sigma
+            yield result
+
+
+_END = object()
+
+
+def _prefetched(frames, depth: int) -> Iterator:
+    """Iterate ``frames`` in a reader thread, at most ``depth`` items ahead; the reader's
+    exceptions are raised here, in order. Closing the iterator stops the reader."""
+    items = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def reader():
+        try:
+            for item in frames:
+                while not stop.is_set():
+                    try:
+                        items.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put((_END, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            items.put((_END, e))
+
+    thread = threading.Thread(target=reader, name="fastdefocus-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = items.get()
+            if item is _END:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=1.0)
 
 
 def _video_frames(path: Path) -> Iterator[np.ndarray]:

@@ -16,8 +16,9 @@ Plain NumPy float64 versions with the same semantics live in
 Device arrays (anything with ``__cuda_array_interface__`` and no
 ``__array_interface__``: CuPy arrays, torch CUDA tensors, Numba device arrays)
 run on the GPU kernels of :mod:`fastdefocus.kernels` (Numba CUDA, imported on
-first use) and give float32 Numba device arrays; their values are not scanned
-for NaN/inf there.
+first use) and give float32 device arrays of the input's library (CuPy in, CuPy
+out; torch in, torch out; views, no copies); their values are not scanned for
+NaN/inf there.
 """
 
 from __future__ import annotations
@@ -58,6 +59,19 @@ def _on_device(value) -> bool:
     if type(value).__name__ == "FakeCUDAArray":  # Numba's CUDA simulator (tests without a GPU)
         return True
     return hasattr(value, "__cuda_array_interface__") and not hasattr(value, "__array_interface__")
+
+
+def _like(result, template):
+    """A device result in the array library of the input: a CuPy array for CuPy input, a
+    torch tensor for torch input (both views on the same memory), else Numba's device array."""
+    module = type(template).__module__.split(".")[0]
+    if module == "cupy":
+        import cupy
+        return cupy.asarray(result)
+    if module == "torch":
+        import torch
+        return torch.as_tensor(result, device=template.device)
+    return result
 
 
 def _describe(value) -> str:
@@ -167,7 +181,7 @@ def box_filter(src, radius: int) -> np.ndarray:
     if _on_device(src):
         from .kernels import filters as gpu
 
-        return gpu.box_filter(src, r)
+        return _like(gpu.box_filter(src, r), src)
     img = _as_image(func, "src", src)
     return _native.box_filter(img, r)
 
@@ -188,7 +202,7 @@ def _guided(func: str, src, guide, radius, eps, weights, iterations) -> np.ndarr
         from .kernels import filters as gpu
 
         r, e = _as_radius(func, radius), _as_positive_float(func, "eps", eps)
-        return gpu.iterative_guided_filter(src, guide, r, e, weights, n)
+        return _like(gpu.iterative_guided_filter(src, guide, r, e, weights, n), src)
     p, g, w, r, e = _guided_args(func, src, guide, radius, eps, weights)
     return _native.guided_filter(p, g, w, r, e, n)
 
@@ -320,7 +334,8 @@ def guided_coefficients(src, guide, radius: int, eps: float,
         from .kernels import filters as gpu
 
         r, e = _as_radius(func, radius), _as_positive_float(func, "eps", eps)
-        return gpu.guided_coefficients(src, guide, r, e, weights)
+        a, b = gpu.guided_coefficients(src, guide, r, e, weights)
+        return _like(a, src), _like(b, src)
     p, g, w, r, e = _guided_args(func, src, guide, radius, eps, weights)
     a, b = _native.guided_coefficients(p, g, w, r, e)
     return a, b
@@ -429,7 +444,8 @@ def extract_patches(gray, size: int = 32, stride: int = 8, normalize: bool = Fal
     if _on_device(gray):
         from .kernels import patches as gpu
 
-        return gpu.extract_patches(gray, s, st, bool(normalize), floor)
+        patches, grid = gpu.extract_patches(gray, s, st, bool(normalize), floor)
+        return _like(patches, gray), grid
     img = _as_image(func, "gray", gray)
     patches, grid = _native.extract_patches(img, s, st, bool(normalize), floor)
     return patches, (int(grid[0]), int(grid[1]))

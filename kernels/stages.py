@@ -1,0 +1,538 @@
+"""The estimator's stages as Numba CUDA kernels (the GPU pipeline of
+:mod:`fastdefocus.gpu`), with the semantics of the CPU stages they mirror:
+
+- :func:`luminance`: :func:`fastdefocus.ingest.to_luminance` (Rec. 601 luma in
+  float32, uint8 / uint16 / float input, clipped to [0, 1]);
+- :func:`separable_filter` / :func:`gaussian_blur`:
+  :func:`fastdefocus.blur.gaussian_blur` (discrete Gaussian, reflect-101);
+- :func:`pad_reflect`: :func:`fastdefocus.refine.pad_to`;
+- :func:`quadrant_agreement`: the agreement half of
+  :func:`fastdefocus.splat.patch_statistics` (its texture half, the patch
+  standard deviation, comes from :func:`fastdefocus.kernels.patches.extract_patches`);
+- :func:`patch_outputs`: calibrated expected sigma, confidence and splat weight
+  per patch (:mod:`fastdefocus.classify` and the estimator);
+- :func:`splat`: :func:`fastdefocus.splat.splat` and ``tent_sum`` (one thread
+  per cell gathering its covering patches, no atomics);
+- :func:`resize_linear`, :func:`area_guide`, :func:`upsample_apply`: the
+  resizes of :func:`fastdefocus.refine.refine` (OpenCV's INTER_LINEAR and
+  integer-factor INTER_AREA) and its guided upsampling, fused with the crop,
+  clip and confidence map of the estimator;
+- :func:`blend`: temporal smoothing of a stream.
+
+Every host function takes an optional ``stream`` and allocates nothing unless
+an output is omitted, so a stream of same-sized frames reuses its buffers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._device import THREADS, TILE, as_device, blocks, cuda
+from .filters import _reflect
+
+__all__ = ["luminance", "separable_filter", "gaussian_blur", "pad_reflect", "quadrant_agreement",
+           "patch_outputs", "splat", "resize_linear", "area_guide", "upsample_apply", "blend"]
+
+
+def _grid2(h, w):
+    return (blocks(h, TILE[0]), blocks(w, TILE[1])), TILE
+
+
+def _grid1(n):
+    return blocks(n), THREADS
+
+
+# ------------------------------------------------------------------------ luminance
+
+#: Rec. 601 luma weights, float32 as in fastdefocus.ingest.LUMA_RGB.
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+@cuda.jit
+def _luminance_rgb(frame, weights, scale, out):
+    y, x = cuda.grid(2)
+    if y < out.shape[0] and x < out.shape[1]:
+        v = (np.float32(frame[y, x, 0]) * weights[0] + np.float32(frame[y, x, 1]) * weights[1]
+             + np.float32(frame[y, x, 2]) * weights[2])
+        v = v * scale
+        out[y, x] = min(max(v, np.float32(0.0)), np.float32(1.0))
+
+
+@cuda.jit
+def _luminance_first(frame, scale, out):
+    y, x = cuda.grid(2)
+    if y < out.shape[0] and x < out.shape[1]:
+        v = np.float32(frame[y, x, 0]) * scale
+        out[y, x] = min(max(v, np.float32(0.0)), np.float32(1.0))
+
+
+def luminance(frame, out=None, stream=0):
+    """Luminance in [0, 1] (float32, (H, W)) of a device frame (H, W), (H, W, C) with
+    C = 1..4: uint8, uint16 or float (RGB(A) -> Rec. 601 luma, else the first channel)."""
+    func = "luminance"
+    ndim = len(frame.shape)
+    if ndim not in (2, 3):
+        raise ValueError(f"{func}: frame must be (H, W) or (H, W, C), got shape {frame.shape}")
+    img = as_device(func, "frame", frame, ndim=ndim)
+    if ndim == 2:
+        img = img.reshape(img.shape[0], img.shape[1], 1)
+    h, w, c = img.shape
+    if not 1 <= c <= 4:
+        raise ValueError(f"{func}: frame must have 1 to 4 channels, got {c}")
+    if img.dtype == np.uint16:
+        scale = np.float32(1.0 / 65535.0)
+    elif img.dtype.kind == "f":
+        scale = np.float32(1.0)
+    else:
+        scale = np.float32(1.0 / 255.0)
+    if out is None:
+        out = cuda.device_array((h, w), dtype=np.float32, stream=stream)
+    grid, tile = _grid2(h, w)
+    if c >= 3:
+        _luminance_rgb[grid, tile, stream](img, _device_const("luma", _LUMA), scale, out)
+    else:
+        _luminance_first[grid, tile, stream](img, scale, out)
+    return out
+
+
+_CONSTANTS: dict = {}
+
+
+def _device_const(key, values: np.ndarray):
+    """A small constant array uploaded once per process (per key and content)."""
+    full_key = (key, values.dtype.str, values.tobytes())
+    arr = _CONSTANTS.get(full_key)
+    if arr is None:
+        arr = _CONSTANTS[full_key] = cuda.to_device(values)
+    return arr
+
+
+# ------------------------------------------------------------------ filters, padding
+
+
+@cuda.jit
+def _conv_rows(src, taps, radius, dst):
+    y, x = cuda.grid(2)
+    h, w = src.shape
+    if y < h and x < w:
+        acc = 0.0
+        for k in range(-radius, radius + 1):
+            acc += taps[k + radius] * float(src[y, _reflect(x + k, w)])
+        dst[y, x] = acc
+
+
+@cuda.jit
+def _conv_cols(src, taps, radius, dst):
+    y, x = cuda.grid(2)
+    h, w = src.shape
+    if y < h and x < w:
+        acc = 0.0
+        for k in range(-radius, radius + 1):
+            acc += taps[k + radius] * float(src[_reflect(y + k, h), x])
+        dst[y, x] = acc
+
+
+def separable_filter(src, taps: np.ndarray, out=None, scratch=None, stream=0):
+    """Correlate a device image with ``taps`` along rows then columns (odd length,
+    reflect-101 borders), float32 out; ``scratch``: a float32 (H, W) device array."""
+    func = "separable_filter"
+    img = as_device(func, "src", src)
+    taps = np.asarray(taps, dtype=np.float64)
+    if taps.ndim != 1 or len(taps) % 2 != 1:
+        raise ValueError(f"{func}: taps must be 1-D of odd length, got shape {taps.shape}")
+    h, w = img.shape
+    if out is None:
+        out = cuda.device_array((h, w), dtype=np.float32, stream=stream)
+    if scratch is None:
+        scratch = cuda.device_array((h, w), dtype=np.float32, stream=stream)
+    d_taps = _device_const("taps", taps)
+    grid, tile = _grid2(h, w)
+    radius = len(taps) // 2
+    _conv_rows[grid, tile, stream](img, d_taps, radius, scratch)
+    _conv_cols[grid, tile, stream](scratch, d_taps, radius, out)
+    return out
+
+
+def gaussian_blur(src, sigma: float, out=None, scratch=None, stream=0):
+    """:func:`fastdefocus.blur.gaussian_blur` on the GPU (sigma > 0)."""
+    from fastdefocus.blur import gaussian_kernel1d
+
+    if not sigma > 0:
+        raise ValueError(f"gaussian_blur: sigma must be > 0, got {sigma!r}")
+    return separable_filter(src, gaussian_kernel1d(float(sigma)), out, scratch, stream)
+
+
+@cuda.jit
+def _pad(src, dst):
+    y, x = cuda.grid(2)
+    if y < dst.shape[0] and x < dst.shape[1]:
+        dst[y, x] = src[_reflect(y, src.shape[0]), _reflect(x, src.shape[1])]
+
+
+def pad_reflect(src, height: int, width: int, out=None, stream=0):
+    """Reflect-101 padding (repeated) at the bottom and right to (height, width)."""
+    img = as_device("pad_reflect", "src", src)
+    if out is None:
+        out = cuda.device_array((height, width), dtype=img.dtype, stream=stream)
+    grid, tile = _grid2(height, width)
+    _pad[grid, tile, stream](img, out)
+    return out
+
+
+# ----------------------------------------------------------------- patch statistics
+
+
+@cuda.jit(device=True, inline=True)
+def _inner_energy(img, y0, x0, size):
+    """Squared differences of neighbouring pixels both inside the size x size window."""
+    e = 0.0
+    for y in range(y0, y0 + size):
+        for x in range(x0, x0 + size):
+            v = float(img[y, x])
+            if x + 1 < x0 + size:
+                d = float(img[y, x + 1]) - v
+                e += d * d
+            if y + 1 < y0 + size:
+                d = float(img[y + 1, x]) - v
+                e += d * d
+    return e
+
+
+@cuda.jit
+def _window_sharpness(padded, coarse, step, size, min_std, sharpness, textured):
+    """One thread per half-patch window on the ``step`` grid: log(fine / coarse gradient
+    energy) and whether the window is textured (std >= min_std)."""
+    wy, wx = cuda.grid(2)
+    if wy >= sharpness.shape[0] or wx >= sharpness.shape[1]:
+        return
+    y0 = wy * step
+    x0 = wx * step
+    s1 = 0.0
+    s2 = 0.0
+    for y in range(y0, y0 + size):
+        for x in range(x0, x0 + size):
+            v = float(padded[y, x])
+            s1 += v
+            s2 += v * v
+    n = float(size * size)
+    mean = s1 / n
+    std = math.sqrt(max(s2 / n - mean * mean, 0.0))
+    fine = _inner_energy(padded, y0, x0, size)
+    blurred = _inner_energy(coarse, y0, x0, size)
+    sharpness[wy, wx] = math.log(max(fine, 1e-12) / max(blurred, 1e-12))
+    textured[wy, wx] = 1 if std >= min_std else 0
+
+
+@cuda.jit
+def _combine_agreement(sharpness, textured, nx, stride, step, offsets, tau, out):
+    i = cuda.grid(1)
+    if i >= out.shape[0]:
+        return
+    y0 = (i // nx) * stride
+    x0 = (i % nx) * stride
+    hi = -math.inf
+    lo = math.inf
+    count = 0
+    for a in range(offsets.shape[0]):
+        wy = (y0 + offsets[a]) // step
+        for b in range(offsets.shape[0]):
+            wx = (x0 + offsets[b]) // step
+            if textured[wy, wx]:
+                count += 1
+                v = sharpness[wy, wx]
+                hi = max(hi, v)
+                lo = min(lo, v)
+    log_ratio = hi - lo if count >= 2 else 0.0
+    r = log_ratio / tau
+    out[i] = math.exp(-r * r)
+
+
+def quadrant_agreement(padded, coarse, grid, patch: int, stride: int, flat_std: float, tau: float,
+                       out=None, scratch=None, stream=0):
+    """Per patch, how well its half-patch windows agree on sharpness, in (0, 1]
+    (:func:`fastdefocus.splat.patch_statistics`). ``padded``: the source padded to the
+    grid; ``coarse``: it blurred by a 1-px Gaussian. Each window is measured once (windows
+    of neighbouring patches coincide), then every patch combines its own.
+    ``scratch``: a dict in which the per-window buffers are kept between calls.
+    Returns (ny * nx,) float32."""
+    from fastdefocus.splat import window_offsets
+
+    ny, nx = grid
+    if out is None:
+        out = cuda.device_array(ny * nx, dtype=np.float32, stream=stream)
+    half = patch // 2
+    if half < 2:
+        _fill[_grid1(ny * nx) + (stream,)](out, 1.0)
+        return out
+    offsets = np.asarray(window_offsets(patch), np.int64)
+    step = math.gcd(stride, *[int(o) for o in offsets if o])
+    wny = ((ny - 1) * stride + int(offsets[-1])) // step + 1
+    wnx = ((nx - 1) * stride + int(offsets[-1])) // step + 1
+    key = (wny, wnx)
+    scratch = {} if scratch is None else scratch
+    if key not in scratch:
+        scratch[key] = (cuda.device_array(key, dtype=np.float64, stream=stream),
+                        cuda.device_array(key, dtype=np.uint8, stream=stream))
+    windows = scratch[key]
+    g, t = _grid2(wny, wnx)
+    _window_sharpness[g, t, stream](padded, coarse, step, half, 2.0 * flat_std, *windows)
+    _combine_agreement[_grid1(ny * nx) + (stream,)](windows[0], windows[1], nx, stride, step,
+                                                    _device_const("offsets", offsets), float(tau), out)
+    return out
+
+
+@cuda.jit
+def _fill(out, value):
+    i = cuda.grid(1)
+    if i < out.shape[0]:
+        out[i] = value
+
+
+@cuda.jit
+def _patch_outputs(probs, first, levels, knots_x, knots_y, sigma0, std, agreement, flat_std,
+                   sigma_out, conf_out, weight_out):
+    b = cuda.grid(1)
+    if b >= probs.shape[0]:
+        return
+    i = first + b
+    if i >= sigma_out.shape[0]:
+        return
+    n = probs.shape[1]
+    raw = 0.0
+    best = 0
+    best_p = -1.0
+    for j in range(n):
+        p = float(probs[b, j])
+        raw += p * levels[j]
+        if p > best_p:
+            best_p = p
+            best = j
+    conf = 0.0
+    for j in range(max(best - 1, 0), min(best + 2, n)):
+        conf += float(probs[b, j])
+    conf = min(max(conf, 0.0), 1.0)
+    # np.interp: clamped at both ends, linear between the knots
+    k = knots_x.shape[0]
+    if raw <= knots_x[0]:
+        s = knots_y[0]
+    elif raw >= knots_x[k - 1]:
+        s = knots_y[k - 1]
+    else:
+        j = 1
+        while knots_x[j] < raw:
+            j += 1
+        x0 = knots_x[j - 1]
+        x1 = knots_x[j]
+        t = (raw - x0) / (x1 - x0) if x1 > x0 else 0.0
+        s = knots_y[j - 1] + t * (knots_y[j] - knots_y[j - 1])
+    s32 = np.float32(s)
+    if sigma0 > 0:
+        s32 = np.float32(math.sqrt(max(float(s32) * float(s32) - sigma0 * sigma0, 0.0)))
+    texture = min(max((float(std[i]) - 0.5 * flat_std) / (1.5 * flat_std), 0.0), 1.0)
+    c = np.float32(conf) * texture
+    sigma_out[i] = s32
+    conf_out[i] = c
+    weight_out[i] = c * float(agreement[i])
+
+
+def patch_outputs(probs, first: int, levels, knots, sigma0: float, std, agreement, flat_std: float,
+                  sigma_out, conf_out, weight_out, stream=0):
+    """Patches ``first .. first + len(probs) - 1``: calibrated expected sigma (minus the
+    pre-filter in quadrature), confidence (probability within one level of the best,
+    times the texture ramp of the estimator) and splat weight (confidence x agreement)."""
+    d_levels = _device_const("levels", np.asarray(levels, np.float64))
+    d_kx = _device_const("knots_x", np.ascontiguousarray(knots[:, 0], np.float64))
+    d_ky = _device_const("knots_y", np.ascontiguousarray(knots[:, 1], np.float64))
+    n = probs.shape[0]
+    _patch_outputs[_grid1(n) + (stream,)](probs, int(first), d_levels, d_kx, d_ky, float(sigma0), std,
+                                          agreement, float(flat_std), sigma_out, conf_out, weight_out)
+
+
+# ---------------------------------------------------------------------------- splat
+
+
+@cuda.jit
+def _splat(values, weights, conf, ny, nx, tent, eps, lift, lift_max, cell_values, cell_weights,
+           cell_conf):
+    cy, cx = cuda.grid(2)
+    hc, wc = cell_values.shape
+    if cy >= hc or cx >= wc:
+        return
+    k = tent.shape[0]
+    num = 0.0
+    den = 0.0
+    mix_den = 0.0
+    plain = 0.0
+    cover = 0.0
+    csum = 0.0
+    for a in range(k):
+        py = cy - a
+        if py < 0 or py >= ny:
+            continue
+        for b in range(k):
+            px = cx - b
+            if px < 0 or px >= nx:
+                continue
+            t = tent[a] * tent[b]
+            i = py * nx + px
+            v = float(values[i])
+            wt = float(weights[i])
+            mix = wt
+            if lift > 0:
+                mix = wt * math.exp(min(lift * v, lift_max))
+            num += t * mix * v
+            mix_den += t * mix
+            den += t * wt
+            plain += t * v
+            cover += t
+            csum += t * float(conf[i])
+    if den > eps:
+        cell_values[cy, cx] = num / max(mix_den, 2.2250738585072014e-308)
+    else:
+        cell_values[cy, cx] = plain / cover
+    cell_weights[cy, cx] = den / cover
+    cell_conf[cy, cx] = csum / cover
+
+
+def splat(values, weights, conf, grid, patch: int, stride: int, cell_values=None, cell_weights=None,
+          cell_conf=None, eps: float = 1e-6, lift: float = 0.0, stream=0):
+    """Per-patch (ny * nx,) values, weights and confidences onto the (ny + k - 1, nx + k - 1)
+    cells (:func:`fastdefocus.splat.splat`, and the tent mean of the confidence)."""
+    from fastdefocus.splat import LIFT_EXP_MAX, tent_weights
+
+    ny, nx = grid
+    k = patch // stride
+    shape = (ny + k - 1, nx + k - 1)
+    outs = [o if o is not None else cuda.device_array(shape, dtype=np.float32, stream=stream)
+            for o in (cell_values, cell_weights, cell_conf)]
+    tent = _device_const("tent", tent_weights(patch, stride).astype(np.float64))
+    g, t = _grid2(*shape)
+    _splat[g, t, stream](values, weights, conf, ny, nx, tent, float(eps), float(lift), LIFT_EXP_MAX, *outs)
+    return tuple(outs)
+
+
+# -------------------------------------------------------------------------- resizing
+
+
+@cuda.jit(device=True, inline=True)
+def _linear_coord(d, src_n, dst_n):
+    """OpenCV INTER_LINEAR source index and weight of destination index d."""
+    f = np.float32((d + 0.5) * (src_n / dst_n) - 0.5)
+    s = int(math.floor(f))
+    f = float(f) - s
+    if s < 0:
+        s = 0
+        f = 0.0
+    if s >= src_n - 1:
+        s = src_n - 1
+        f = 0.0
+    return s, f
+
+
+@cuda.jit(device=True, inline=True)
+def _bilinear(src, y, x, dst_h, dst_w):
+    h, w = src.shape
+    sy, fy = _linear_coord(y, h, dst_h)
+    sx, fx = _linear_coord(x, w, dst_w)
+    sy1 = min(sy + 1, h - 1)
+    sx1 = min(sx + 1, w - 1)
+    top = (1.0 - fx) * float(src[sy, sx]) + fx * float(src[sy, sx1])
+    bottom = (1.0 - fx) * float(src[sy1, sx]) + fx * float(src[sy1, sx1])
+    return (1.0 - fy) * top + fy * bottom
+
+
+@cuda.jit
+def _resize_pair(a, b, clip_b, out_a, out_b):
+    y, x = cuda.grid(2)
+    h, w = out_a.shape
+    if y < h and x < w:
+        out_a[y, x] = _bilinear(a, y, x, h, w)
+        vb = _bilinear(b, y, x, h, w)
+        out_b[y, x] = max(vb, 0.0) if clip_b else vb
+
+
+def resize_linear(a, height: int, width: int, b=None, out_a=None, out_b=None, clip_b=False,
+                  stream=0):
+    """OpenCV INTER_LINEAR resize of ``a`` (and of ``b``, of the same shape, clipped at 0 if
+    ``clip_b``) to (height, width), float32. Returns ``out_a`` or ``(out_a, out_b)``."""
+    pair = b is not None
+    if out_a is None:
+        out_a = cuda.device_array((height, width), dtype=np.float32, stream=stream)
+    if pair and out_b is None:
+        out_b = cuda.device_array((height, width), dtype=np.float32, stream=stream)
+    g, t = _grid2(height, width)
+    _resize_pair[g, t, stream](a, b if pair else a, bool(clip_b), out_a, out_b if pair else out_a)
+    return (out_a, out_b) if pair else out_a
+
+
+@cuda.jit
+def _area(lum, scale, out):
+    y, x = cuda.grid(2)
+    if y < out.shape[0] and x < out.shape[1]:
+        h, w = lum.shape
+        acc = 0.0
+        for dy in range(scale):
+            yy = _reflect(y * scale + dy, h)
+            for dx in range(scale):
+                acc += float(lum[yy, _reflect(x * scale + dx, w)])
+        out[y, x] = acc / (scale * scale)
+
+
+def area_guide(lum, height: int, width: int, scale: int, out=None, stream=0):
+    """The luminance reflect-padded to (height * scale, width * scale) and averaged over
+    scale x scale blocks (INTER_AREA at an integer factor): the working grid's guide."""
+    if out is None:
+        out = cuda.device_array((height, width), dtype=np.float32, stream=stream)
+    g, t = _grid2(height, width)
+    _area[g, t, stream](lum, int(scale), out)
+    return out
+
+
+@cuda.jit
+def _upsample_apply(coef_a, coef_b, lum, cell_conf, full_h, full_w, sigma_max, sigma_out, conf_out):
+    y, x = cuda.grid(2)
+    h, w = sigma_out.shape
+    if y < h and x < w:
+        a = np.float32(_bilinear(coef_a, y, x, full_h, full_w))
+        b = np.float32(_bilinear(coef_b, y, x, full_h, full_w))
+        s = a * lum[y, x] + b
+        sigma_out[y, x] = min(max(s, np.float32(0.0)), np.float32(sigma_max))
+        c = np.float32(_bilinear(cell_conf, y, x, full_h, full_w))
+        conf_out[y, x] = min(max(c, np.float32(0.0)), np.float32(1.0))
+
+
+def upsample_apply(coef_a, coef_b, lum, cell_conf, full_shape, sigma_max: float, sigma_out=None,
+                   conf_out=None, stream=0):
+    """Guided upsampling, crop and clip in one pass: ``sigma = clip(up(A) * I + up(B), 0,
+    sigma_max)`` and ``confidence = clip(up(cell_conf), 0, 1)`` on the (H, W) of ``lum``, where
+    ``up`` is INTER_LINEAR to the padded ``full_shape`` (the estimator's last stage)."""
+    h, w = lum.shape
+    if sigma_out is None:
+        sigma_out = cuda.device_array((h, w), dtype=np.float32, stream=stream)
+    if conf_out is None:
+        conf_out = cuda.device_array((h, w), dtype=np.float32, stream=stream)
+    g, t = _grid2(h, w)
+    _upsample_apply[g, t, stream](coef_a, coef_b, lum, cell_conf, int(full_shape[0]), int(full_shape[1]),
+                                  float(sigma_max), sigma_out, conf_out)
+    return sigma_out, conf_out
+
+
+@cuda.jit
+def _blend(state, current, alpha, first):
+    y, x = cuda.grid(2)
+    if y < state.shape[0] and x < state.shape[1]:
+        if first:
+            state[y, x] = current[y, x]
+        else:
+            v = alpha * state[y, x] + (np.float32(1.0) - alpha) * current[y, x]
+            state[y, x] = v
+            current[y, x] = v
+
+
+def blend(state, current, alpha: float, first: bool, stream=0):
+    """Temporal smoothing: ``current <- alpha * state + (1 - alpha) * current``, then
+    ``state <- current`` (on the first frame only the copy)."""
+    g, t = _grid2(*current.shape)
+    _blend[g, t, stream](state, current, np.float32(alpha), bool(first))
