@@ -189,7 +189,7 @@ def time_kernels(est, shape, repeats=50):
 
     ks, kp, kf = pipe.ks, pipe.kp, pipe.kf
     p, s = est.patch_size, est.stride
-    from fastdefocus.splat import AGREEMENT_TAU, SPLAT_LIFT
+    from fastdefocus.splat import AGREEMENT_TAU, SHARPNESS_FLOOR, SPLAT_LIFT
     for _ in range(repeats):
         timed("luminance", lambda: ks.luminance(d_img, out=b.lum, stream=stream))
         timed("statistics", lambda: (ks.pad_reflect(b.source, *geo.full, out=b.padded, stream=stream),
@@ -197,19 +197,29 @@ def time_kernels(est, shape, repeats=50):
                                                       stream=stream),
                                      ks.quadrant_agreement(b.padded, b.coarse, geo.grid, p, s, est.flat_std,
                                                            AGREEMENT_TAU, out=b.agreement, scratch=b.windows,
-                                                           stream=stream)))
+                                                           stream=stream),
+                                     ks.cell_sharpness(b.padded, b.coarse, geo.cells, s, out=b.cell_sharp,
+                                                       stream=stream)))
 
         def patches():
             for first in range(0, geo.n, backend.batch):
                 kp.extract_patches(b.source, p, s, True, pipe.info.std_floor, out=backend.input, first=first,
-                                   std_out=b.std, stream=stream, threads=pipe.patch_threads)
+                                   std_out=b.std, stream=stream, threads=pipe.patch_threads,
+                                   sharpness=(b.coarse, b.patch_sharp, SHARPNESS_FLOOR))
                 count = min(backend.batch, geo.n - first)
                 ks.patch_outputs(probs[:count], first, pipe.info.levels, pipe.info.calibration, est.sigma0,
                                  b.std, b.agreement, est.flat_std, b.sigma_p, b.conf_p, b.weight_p,
                                  stream=stream)
         timed("patches", patches)
         timed("splat", lambda: ks.splat(b.sigma_p, b.weight_p, b.conf_p, geo.grid, p, s, b.cell_sigma,
-                                        b.cell_weight, b.cell_conf, lift=SPLAT_LIFT, stream=stream))
+                                        b.cell_weight, b.cell_conf, lift=SPLAT_LIFT,
+                                        sharpness=(b.patch_sharp, b.cell_sharp), stream=stream))
+        if est.iterations == 0:
+            timed("refine", lambda: None)
+            timed("upsample", lambda: ks.upsample_apply(b.zero_cells, b.cell_sigma, b.lum, b.cell_conf, geo.full,
+                                                        est.sigma_max, sigma_out=sigma, conf_out=conf,
+                                                        stream=stream))
+            continue
         r_work = max(1, int(round(est.radius / geo.scale)))
         timed("refine", lambda: (ks.area_guide(b.lum, *geo.work, geo.scale, out=b.guide, stream=stream),
                                  ks.resize_linear(b.cell_sigma, *geo.work, b=b.cell_weight, out_a=b.values,

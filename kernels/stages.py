@@ -29,10 +29,10 @@ import math
 
 import numpy as np
 
-from ._device import THREADS, TILE, as_device, blocks, cuda
+from ._device import THREADS, TILE, as_device, blocks, cuda  # noqa: F401 (as_device: re-exported)
 from .filters import _reflect
 
-__all__ = ["luminance", "separable_filter", "gaussian_blur", "pad_reflect", "quadrant_agreement",
+__all__ = ["luminance", "separable_filter", "gaussian_blur", "pad_reflect", "quadrant_agreement", "cell_sharpness",
            "patch_outputs", "splat", "resize_linear", "area_guide", "upsample_apply", "blend"]
 
 
@@ -284,6 +284,26 @@ def quadrant_agreement(padded, coarse, grid, patch: int, stride: int, flat_std: 
 
 
 @cuda.jit
+def _cell_sharpness(padded, coarse, stride, floor, out):
+    cy, cx = cuda.grid(2)
+    if cy < out.shape[0] and cx < out.shape[1]:
+        fine = _inner_energy(padded, cy * stride, cx * stride, stride)
+        blurred = _inner_energy(coarse, cy * stride, cx * stride, stride)
+        out[cy, cx] = math.log((fine + floor) / (blurred + floor))
+
+
+def cell_sharpness(padded, coarse, cells, stride: int, out=None, stream=0):
+    """Log sharpness of each stride x stride cell (:func:`fastdefocus.splat.sharpness_maps`)."""
+    from fastdefocus.splat import SHARPNESS_FLOOR
+
+    if out is None:
+        out = cuda.device_array(cells, dtype=np.float32, stream=stream)
+    g, t = _grid2(*cells)
+    _cell_sharpness[g, t, stream](padded, coarse, int(stride), SHARPNESS_FLOOR, out)
+    return out
+
+
+@cuda.jit
 def _fill(out, value):
     i = cuda.grid(1)
     if i < out.shape[0]:
@@ -354,8 +374,8 @@ def patch_outputs(probs, first: int, levels, knots, sigma0: float, std, agreemen
 
 
 @cuda.jit
-def _splat(values, weights, conf, ny, nx, tent, eps, lift, lift_max, cell_values, cell_weights,
-           cell_conf):
+def _splat(values, weights, conf, ny, nx, tent, eps, lift, lift_max, match, patch_sharp, cell_sharp,
+           match_tau, cell_values, cell_weights, cell_conf):
     cy, cx = cuda.grid(2)
     hc, wc = cell_values.shape
     if cy >= hc or cx >= wc:
@@ -382,9 +402,13 @@ def _splat(values, weights, conf, ny, nx, tent, eps, lift, lift_max, cell_values
             mix = wt
             if lift > 0:
                 mix = wt * math.exp(min(lift * v, lift_max))
-            num += t * mix * v
-            mix_den += t * mix
-            den += t * wt
+            tm = t
+            if match:
+                excess = max(float(patch_sharp[i]) - float(cell_sharp[cy, cx]), 0.0) / match_tau
+                tm = t * math.exp(-excess * excess)
+            num += tm * mix * v
+            mix_den += tm * mix
+            den += tm * wt
             plain += t * v
             cover += t
             csum += t * float(conf[i])
@@ -397,10 +421,11 @@ def _splat(values, weights, conf, ny, nx, tent, eps, lift, lift_max, cell_values
 
 
 def splat(values, weights, conf, grid, patch: int, stride: int, cell_values=None, cell_weights=None,
-          cell_conf=None, eps: float = 1e-6, lift: float = 0.0, stream=0):
+          cell_conf=None, eps: float = 1e-6, lift: float = 0.0, sharpness=None, match_tau=None, stream=0):
     """Per-patch (ny * nx,) values, weights and confidences onto the (ny + k - 1, nx + k - 1)
-    cells (:func:`fastdefocus.splat.splat`, and the tent mean of the confidence)."""
-    from fastdefocus.splat import LIFT_EXP_MAX, tent_weights
+    cells (:func:`fastdefocus.splat.splat`, and the tent mean of the confidence).
+    ``sharpness``: (patch sharpness (ny * nx,), cell sharpness (cells)) for the cell match."""
+    from fastdefocus.splat import LIFT_EXP_MAX, MATCH_TAU, tent_weights
 
     ny, nx = grid
     k = patch // stride
@@ -409,7 +434,11 @@ def splat(values, weights, conf, grid, patch: int, stride: int, cell_values=None
             for o in (cell_values, cell_weights, cell_conf)]
     tent = _device_const("tent", tent_weights(patch, stride).astype(np.float64))
     g, t = _grid2(*shape)
-    _splat[g, t, stream](values, weights, conf, ny, nx, tent, float(eps), float(lift), LIFT_EXP_MAX, *outs)
+    match = sharpness is not None
+    patch_sharp, cell_sharp = sharpness if match else (values, outs[0])
+    tau = float(MATCH_TAU if match_tau is None else match_tau)
+    _splat[g, t, stream](values, weights, conf, ny, nx, tent, float(eps), float(lift), LIFT_EXP_MAX, match,
+                         patch_sharp, cell_sharp, tau, *outs)
     return tuple(outs)
 
 

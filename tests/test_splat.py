@@ -2,7 +2,8 @@ import numpy as np
 
 from fastdefocus.blur import gaussian_blur
 from fastdefocus.scenes import dead_leaves
-from fastdefocus.splat import patch_statistics, splat, tent_weights
+from fastdefocus.refine import refine, resize
+from fastdefocus.splat import patch_statistics, sharpness_maps, splat, tent_weights
 
 
 def test_tent_weights_peak_at_centre():
@@ -83,3 +84,32 @@ def test_nine_windows_catch_a_boundary_through_the_middle():
     _, agree_uniform = patch_statistics(sharp, (13, 13), 32, 8, 0.02)
     # patch column 6 (x0 = 48) has the boundary at x = 64, its middle
     assert agree[:, 6].mean() < 0.3 * agree_uniform[:, 6].mean()
+
+
+def test_cell_match_keeps_a_sharp_patch_out_of_the_blurred_side():
+    # left half sharp, right half blurred: a patch straddling the boundary reads as sharp;
+    # with the cell match it counts less in the cells of the blurred side it covers
+    sharp = dead_leaves(np.random.default_rng(3), size=128)[:64]
+    image = np.concatenate([sharp[:, :64], gaussian_blur(sharp, 3.0)[:, 64:]], axis=1)
+    grid = (5, 13)
+    patch_sharp, cell_sharp = sharpness_maps(image, grid, 32, 8)
+    assert patch_sharp.shape == grid and cell_sharp.shape == (8, 16)
+    assert cell_sharp[:, :7].mean() > cell_sharp[:, 9:].mean() + 0.2
+    values = np.where(np.arange(13)[None, :] * 8 + 16 < 64, 0.5, 3.0) * np.ones((5, 1))
+    values[:, 6] = 0.5  # the patch straddling the boundary (x 48 .. 80) reads as sharp
+    conf = np.ones(grid)
+    plain, _ = splat(values, conf, 32, 8)
+    matched, _ = splat(values, conf, 32, 8, sharpness=(patch_sharp, cell_sharp))
+    blurred_side = slice(8, 10)  # cells x 64 .. 80: blurred, covered by the straddling patch
+    assert np.all(matched[:, blurred_side] > plain[:, blurred_side] + 0.05)
+    # no sharpness excess anywhere: the same as without the match
+    same, _ = splat(values, conf, 32, 8, sharpness=(np.zeros(grid), np.zeros((8, 16))))
+    assert np.allclose(same, plain)
+
+
+def test_refine_without_iterations_is_bilinear():
+    cells = np.arange(12, dtype=np.float32).reshape(3, 4)
+    lum = np.random.default_rng(0).random((24, 32)).astype(np.float32)
+    dense = refine(cells, np.ones_like(cells), lum, 8, 4.0, 1e-3, 0)
+    assert dense.shape == (24, 32) and dense.dtype == np.float32
+    assert np.allclose(dense, resize(cells, 24, 32))

@@ -25,7 +25,7 @@ import numpy as np
 
 from .ingest import check_image
 from .refine import working_scale
-from .splat import AGREEMENT_TAU, SPLAT_LIFT
+from .splat import AGREEMENT_TAU, SHARPNESS_FLOOR, SPLAT_LIFT
 
 #: Largest classifier batch (patches per call); a 1080p frame at stride 8 (32,400
 #: patches) is one call, a 4K frame four.
@@ -71,6 +71,9 @@ class _Buffers:
         self.cell_sigma = d(geo.cells, f32)
         self.cell_weight = d(geo.cells, f32)
         self.cell_conf = d(geo.cells, f32)
+        self.cell_sharp = d(geo.cells, f32)
+        self.patch_sharp = d(geo.n, f32)
+        self.zero_cells = cuda.to_device(np.zeros(geo.cells, f32))
         self.guide = d(geo.work, f32)
         self.values = d(geo.work, f32)
         self.weights = d(geo.work, f32)
@@ -165,11 +168,13 @@ class GpuPipeline:
         ks.gaussian_blur(b.padded, 1.0, out=b.coarse, scratch=b.coarse_tmp, stream=stream)
         ks.quadrant_agreement(b.padded, b.coarse, geo.grid, p, s, est.flat_std, AGREEMENT_TAU,
                               out=b.agreement, scratch=b.windows, stream=stream)
+        ks.cell_sharpness(b.padded, b.coarse, geo.cells, s, out=b.cell_sharp, stream=stream)
         mark("statistics")
         backend = self._backend_for(geo.n)
         for first in range(0, geo.n, backend.batch):
             kp.extract_patches(b.source, p, s, normalize=True, std_floor=self.info.std_floor,
                                out=backend.input, first=first, std_out=b.std, stream=stream,
+                               sharpness=(b.coarse, b.patch_sharp, SHARPNESS_FLOOR),
                                threads=self.patch_threads)
             count = min(backend.batch, geo.n - first)
             probs = backend.run(count, stream)
@@ -177,8 +182,13 @@ class GpuPipeline:
                              b.agreement, est.flat_std, b.sigma_p, b.conf_p, b.weight_p, stream=stream)
         mark("classify")
         ks.splat(b.sigma_p, b.weight_p, b.conf_p, geo.grid, p, s, b.cell_sigma, b.cell_weight,
-                 b.cell_conf, lift=SPLAT_LIFT, stream=stream)
+                 b.cell_conf, lift=SPLAT_LIFT, sharpness=(b.patch_sharp, b.cell_sharp), stream=stream)
         mark("splat")
+        if est.iterations == 0:  # no guided filter: the cells interpolated bilinearly
+            ks.upsample_apply(b.zero_cells, b.cell_sigma, b.lum, b.cell_conf, geo.full, est.sigma_max,
+                              sigma_out=sigma_out, conf_out=conf_out, stream=stream)
+            mark("upsample")
+            return sigma_out, conf_out
         ks.area_guide(b.lum, *geo.work, geo.scale, out=b.guide, stream=stream)
         ks.resize_linear(b.cell_sigma, *geo.work, b=b.cell_weight, out_a=b.values, out_b=b.weights,
                          clip_b=True, stream=stream)
@@ -204,12 +214,19 @@ class GpuPipeline:
         (CUDA events) are in ``result.timings``."""
         from .estimator import DefocusResult
 
+        from .filters import _on_device
+
         cuda = self.cuda
         t0 = time.perf_counter()
-        arr = _host_frame(image, self.est.max_pixels)
-        h, w = arr.shape[:2]
         stream = cuda.stream()
-        frame = cuda.to_device(arr, stream=stream)
+        if _on_device(image):  # a CuPy array / torch CUDA tensor / Numba array: no host round trip
+            frame = self.ks.as_device("estimate", "image", image, ndim=len(image.shape))
+            if len(frame.shape) == 3 and frame.shape[0] in (1, 3, 4) and frame.shape[2] not in (1, 3, 4):
+                raise ValueError(f"device image of shape {tuple(frame.shape)} looks channel-first; "
+                                 "pass (H, W) or (H, W, C)")
+        else:
+            frame = cuda.to_device(_host_frame(image, self.est.max_pixels), stream=stream)
+        h, w = frame.shape[:2]
         sigma = cuda.device_array((h, w), np.float32, stream=stream)
         conf = cuda.device_array((h, w), np.float32, stream=stream)
         events: dict = {}

@@ -5,7 +5,9 @@ pixels coarse (``working_scale``), guided by the area-downsampled luminance;
 then guided upsampling (He and Sun, "Fast guided filter", 2015) carries the
 result to full resolution: the local linear coefficients of a last guided
 filter are upsampled and applied to the full-resolution luminance, so edges
-come from the image itself.
+come from the image itself. With ``iterations`` 0 the cell map is only interpolated
+bilinearly: focus boundaries need not follow image edges (measured on layered scenes,
+the luminance guide smears them), so that is the estimator's default.
 """
 from __future__ import annotations
 
@@ -46,6 +48,9 @@ def refine(cell_values: np.ndarray, cell_weights: np.ndarray, luminance_padded: 
         The guide.
     radius, upsample_radius : float
         Guided filter radii in full-resolution pixels.
+    iterations : int >= 0
+        Guided-filter passes on the working grid; 0: bilinear interpolation of the cells
+        (radius, eps and the guide unused).
 
     Returns
     -------
@@ -53,6 +58,8 @@ def refine(cell_values: np.ndarray, cell_weights: np.ndarray, luminance_padded: 
     """
     hc, wc = cell_values.shape
     full_h, full_w = hc * stride, wc * stride
+    if iterations == 0:  # no guided filter: bilinear interpolation of the cell map
+        return resize(np.asarray(cell_values, np.float32), full_h, full_w)
     scale = working_scale(stride)
     work_h, work_w = full_h // scale, full_w // scale
     guide = resize(luminance_padded, work_h, work_w, area=True)
