@@ -92,14 +92,14 @@ def _rows_sum(src, dst, radius):
 
 @cuda.jit
 def _copy_plane(src, dst):
-    y, x = cuda.grid(2)
+    x, y = cuda.grid(2)
     if y < src.shape[0] and x < src.shape[1]:
         dst[0, y, x] = src[y, x]
 
 
 @cuda.jit
 def _scale_plane(src, dst, scale):
-    y, x = cuda.grid(2)
+    x, y = cuda.grid(2)
     if y < dst.shape[0] and x < dst.shape[1]:
         dst[y, x] = src[0, y, x] * scale
 
@@ -107,7 +107,7 @@ def _scale_plane(src, dst, scale):
 @cuda.jit
 def _guided_products(p, g, w, weighted, stack):
     """stack = (w_e, w_e I, w_e p, w_e I p, w_e I^2); w_e = 1 without weights."""
-    y, x = cuda.grid(2)
+    x, y = cuda.grid(2)
     if y < p.shape[0] and x < p.shape[1]:
         gv = float(g[y, x])
         pv = float(p[y, x])
@@ -125,7 +125,7 @@ def _guided_products(p, g, w, weighted, stack):
 @cuda.jit
 def _guided_ab(sums, eps, ab):
     """Per-window a, b from the window sums of the five products."""
-    y, x = cuda.grid(2)
+    x, y = cuda.grid(2)
     if y < ab.shape[1] and x < ab.shape[2]:
         inv_w = 1.0 / sums[0, y, x]
         mean_i = sums[1, y, x] * inv_w
@@ -140,14 +140,14 @@ def _guided_ab(sums, eps, ab):
 @cuda.jit
 def _guided_apply(sums_ab, g, inv_area, out):
     """q = box(a) I + box(b)."""
-    y, x = cuda.grid(2)
+    x, y = cuda.grid(2)
     if y < out.shape[0] and x < out.shape[1]:
         out[y, x] = (sums_ab[0, y, x] * float(g[y, x]) + sums_ab[1, y, x]) * inv_area
 
 
 @cuda.jit
 def _guided_split(sums_ab, inv_area, coef_a, coef_b):
-    y, x = cuda.grid(2)
+    x, y = cuda.grid(2)
     if y < coef_a.shape[0] and x < coef_a.shape[1]:
         coef_a[y, x] = sums_ab[0, y, x] * inv_area
         coef_b[y, x] = sums_ab[1, y, x] * inv_area
@@ -158,7 +158,7 @@ def _guided_ab_direct(p, g, w, weighted, radius, eps, ab):
     """a, b of every window, its five sums taken directly over the (2r+1)^2 pixels:
     for the small radii of the refinement this is one coalesced pass instead of
     four serial line scans."""
-    y, x = cuda.grid(2)
+    x, y = cuda.grid(2)
     h, wd = p.shape
     if y < h and x < wd:
         s0 = 0.0
@@ -194,7 +194,7 @@ def _guided_ab_direct(p, g, w, weighted, radius, eps, ab):
 @cuda.jit
 def _ab_sums_direct(ab, radius, sums):
     """Window sums of the a and b planes, taken directly (small radii)."""
-    y, x = cuda.grid(2)
+    x, y = cuda.grid(2)
     h, wd = ab.shape[1], ab.shape[2]
     if y < h and x < wd:
         sa = 0.0
@@ -219,7 +219,8 @@ _TILE = TILE
 
 
 def _grid2(h, w):
-    return (blocks(h, _TILE[0]), blocks(w, _TILE[1])), _TILE
+    # x (the fastest index in a warp, first in cuda.grid(2)) runs along a row: coalesced
+    return (blocks(w, _TILE[1]), blocks(h, _TILE[0])), (_TILE[1], _TILE[0])
 
 
 def _inv_area(radius: int) -> float:

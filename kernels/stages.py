@@ -37,7 +37,9 @@ __all__ = ["luminance", "separable_filter", "gaussian_blur", "pad_reflect", "qua
 
 
 def _grid2(h, w):
-    return (blocks(h, TILE[0]), blocks(w, TILE[1])), TILE
+    # cuda.grid(2) gives (x, y) with x the fastest index in a warp: x runs along a row (w),
+    # so a warp reads consecutive addresses (kernels take ``x, y = cuda.grid(2)``)
+    return (blocks(w, TILE[1]), blocks(h, TILE[0])), (TILE[1], TILE[0])
 
 
 def _grid1(n):
@@ -52,7 +54,7 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 @cuda.jit
 def _luminance_rgb(frame, weights, scale, out):
-    y, x = cuda.grid(2)
+    x, y = cuda.grid(2)
     if y < out.shape[0] and x < out.shape[1]:
         v = (np.float32(frame[y, x, 0]) * weights[0] + np.float32(frame[y, x, 1]) * weights[1]
              + np.float32(frame[y, x, 2]) * weights[2])
@@ -62,7 +64,7 @@ def _luminance_rgb(frame, weights, scale, out):
 
 @cuda.jit
 def _luminance_first(frame, scale, out):
-    y, x = cuda.grid(2)
+    x, y = cuda.grid(2)
     if y < out.shape[0] and x < out.shape[1]:
         v = np.float32(frame[y, x, 0]) * scale
         out[y, x] = min(max(v, np.float32(0.0)), np.float32(1.0))
@@ -77,7 +79,14 @@ def luminance(frame, out=None, stream=0):
         raise ValueError(f"{func}: frame must be (H, W) or (H, W, C), got shape {frame.shape}")
     img = as_device(func, "frame", frame, ndim=ndim)
     if ndim == 2:
-        img = img.reshape(img.shape[0], img.shape[1], 1)
+        try:
+            img = img.reshape(img.shape[0], img.shape[1], 1)
+        except NotImplementedError:
+            # Numba's device arrays refuse to reshape a non-contiguous view (e.g. a torch
+            # ``rgb[..., 0]``); a unit axis needs no copy: the same memory with one more stride
+            img = type(img)(shape=(img.shape[0], img.shape[1], 1),
+                            strides=tuple(img.strides) + (img.dtype.itemsize,),
+                            dtype=img.dtype, gpu_data=img.gpu_data)
     h, w, c = img.shape
     if not 1 <= c <= 4:
         raise ValueError(f"{func}: frame must have 1 to 4 channels, got {c}")
@@ -114,7 +123,7 @@ def _device_const(key, values: np.ndarray):
 
 @cuda.jit
 def _conv_rows(src, taps, radius, dst):
-    y, x = cuda.grid(2)
+    x, y = cuda.grid(2)
     h, w = src.shape
     if y < h and x < w:
         acc = 0.0
@@ -125,7 +134,7 @@ def _conv_rows(src, taps, radius, dst):
 
 @cuda.jit
 def _conv_cols(src, taps, radius, dst):
-    y, x = cuda.grid(2)
+    x, y = cuda.grid(2)
     h, w = src.shape
     if y < h and x < w:
         acc = 0.0
@@ -166,7 +175,7 @@ def gaussian_blur(src, sigma: float, out=None, scratch=None, stream=0):
 
 @cuda.jit
 def _pad(src, dst):
-    y, x = cuda.grid(2)
+    x, y = cuda.grid(2)
     if y < dst.shape[0] and x < dst.shape[1]:
         dst[y, x] = src[_reflect(y, src.shape[0]), _reflect(x, src.shape[1])]
 
@@ -204,7 +213,7 @@ def _inner_energy(img, y0, x0, size):
 def _window_sharpness(padded, coarse, step, size, min_std, sharpness, textured):
     """One thread per half-patch window on the ``step`` grid: log(fine / coarse gradient
     energy) and whether the window is textured (std >= min_std)."""
-    wy, wx = cuda.grid(2)
+    wx, wy = cuda.grid(2)
     if wy >= sharpness.shape[0] or wx >= sharpness.shape[1]:
         return
     y0 = wy * step
@@ -285,7 +294,7 @@ def quadrant_agreement(padded, coarse, grid, patch: int, stride: int, flat_std: 
 
 @cuda.jit
 def _cell_sharpness(padded, coarse, stride, floor, out):
-    cy, cx = cuda.grid(2)
+    cx, cy = cuda.grid(2)
     if cy < out.shape[0] and cx < out.shape[1]:
         fine = _inner_energy(padded, cy * stride, cx * stride, stride)
         blurred = _inner_energy(coarse, cy * stride, cx * stride, stride)
@@ -376,7 +385,7 @@ def patch_outputs(probs, first: int, levels, knots, sigma0: float, std, agreemen
 @cuda.jit
 def _splat(values, weights, conf, ny, nx, tent, eps, lift, lift_max, match, patch_sharp, cell_sharp,
            match_tau, cell_values, cell_weights, cell_conf):
-    cy, cx = cuda.grid(2)
+    cx, cy = cuda.grid(2)
     hc, wc = cell_values.shape
     if cy >= hc or cx >= wc:
         return
@@ -474,7 +483,7 @@ def _bilinear(src, y, x, dst_h, dst_w):
 
 @cuda.jit
 def _resize_pair(a, b, clip_b, out_a, out_b):
-    y, x = cuda.grid(2)
+    x, y = cuda.grid(2)
     h, w = out_a.shape
     if y < h and x < w:
         out_a[y, x] = _bilinear(a, y, x, h, w)
@@ -498,7 +507,7 @@ def resize_linear(a, height: int, width: int, b=None, out_a=None, out_b=None, cl
 
 @cuda.jit
 def _area(lum, scale, out):
-    y, x = cuda.grid(2)
+    x, y = cuda.grid(2)
     if y < out.shape[0] and x < out.shape[1]:
         h, w = lum.shape
         acc = 0.0
@@ -521,7 +530,7 @@ def area_guide(lum, height: int, width: int, scale: int, out=None, stream=0):
 
 @cuda.jit
 def _upsample_apply(coef_a, coef_b, lum, cell_conf, full_h, full_w, sigma_max, sigma_out, conf_out):
-    y, x = cuda.grid(2)
+    x, y = cuda.grid(2)
     h, w = sigma_out.shape
     if y < h and x < w:
         a = np.float32(_bilinear(coef_a, y, x, full_h, full_w))
@@ -550,7 +559,7 @@ def upsample_apply(coef_a, coef_b, lum, cell_conf, full_shape, sigma_max: float,
 
 @cuda.jit
 def _blend(state, current, alpha, first):
-    y, x = cuda.grid(2)
+    x, y = cuda.grid(2)
     if y < state.shape[0] and x < state.shape[1]:
         if first:
             state[y, x] = current[y, x]

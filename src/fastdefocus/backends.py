@@ -59,7 +59,10 @@ def _torch_stream(stream):
     import torch
 
     handle = getattr(stream, "handle", None)
+    # numba-cuda with the NVIDIA binding: a cuda.bindings CUstream, which is always truthy
+    # (even the null stream's) and has no .value, but converts with int(); ctypes: c_void_p
     ptr = getattr(handle, "value", handle)
+    ptr = int(ptr) if ptr is not None else 0
     if not ptr:
         return contextlib.nullcontext()
     return torch.cuda.stream(torch.cuda.ExternalStream(int(ptr)))
@@ -121,6 +124,7 @@ class CpuBackend(Backend):
 
 class _TorchBackend(Backend):
     """Shared by the torch backends: a CUDA fp16 input tensor and a callable module."""
+    warmup_calls = 1
 
     def __init__(self, info: ModelInfo, batch: int):
         super().__init__(info, batch)
@@ -136,7 +140,8 @@ class _TorchBackend(Backend):
         self.input = import_cuda().as_cuda_array(self.tensor)
         self._cuda = import_cuda()
         self.module = self._build(load_torch_model(info).cuda().half().to(memory_format=torch.channels_last))
-        self.run(self.batch)  # warm-up: compile / build now, not on the first frame
+        for _ in range(self.warmup_calls):  # warm-up: compile / build now, not on the first frame
+            self.run(self.batch)
         torch.cuda.synchronize()
 
     def _build(self, model):
@@ -159,6 +164,8 @@ class EagerBackend(_TorchBackend):
 class CompileBackend(_TorchBackend):
     """torch.compile with CUDA graphs (mode 'reduce-overhead'), static batch shape."""
     name = "compile"
+    # call 1 compiles and warms up, call 2 records the CUDA graph, call 3 replays it
+    warmup_calls = 3
 
     def _build(self, model):
         return self._torch.compile(model, mode="reduce-overhead", dynamic=False, fullgraph=True)

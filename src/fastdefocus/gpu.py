@@ -113,6 +113,15 @@ class GpuPipeline:
         # which backend will run (built, and for compile / TensorRT compiled, on the first frame,
         # when the batch shape is known); a named backend that cannot run fails here
         self.backend_name, self.notes = resolve_backend(backend)
+        self._compute = None  # the CUDA stream of the work, made on first use
+
+    def _compute_stream(self):
+        """One compute stream for the pipeline's life: torch's caching allocator keys its
+        blocks by stream, so a new stream per frame would strand the classifier's cached
+        activations (GBs for a full batch) and make it allocate them again every frame."""
+        if self._compute is None:
+            self._compute = self.cuda.stream()
+        return self._compute
 
     # ------------------------------------------------------------------ set-up
 
@@ -218,7 +227,7 @@ class GpuPipeline:
 
         cuda = self.cuda
         t0 = time.perf_counter()
-        stream = cuda.stream()
+        stream = self._compute_stream()
         if _on_device(image):  # a CuPy array / torch CUDA tensor / Numba array: no host round trip
             frame = self.ks.as_device("estimate", "image", image, ndim=len(image.shape))
             if len(frame.shape) == 3 and frame.shape[0] in (1, 3, 4) and frame.shape[2] not in (1, 3, 4):
@@ -246,7 +255,7 @@ class GpuPipeline:
         from .estimator import DefocusResult
 
         cuda = self.cuda
-        up, compute, down = cuda.stream(), cuda.stream(), cuda.stream()
+        up, compute, down = cuda.stream(), self._compute_stream(), cuda.stream()
         slots = None
         pending = collections.deque()
         state = None
