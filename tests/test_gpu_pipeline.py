@@ -196,3 +196,9 @@ def test_estimator_rejects_backend_for_other_device():
         DefocusEstimator(device="cpu", backend="tensorrt")
     with pytest.raises(ValueError, match="backend must be one of"):
         DefocusEstimator(backend="fastest")
+
+
+def test_auto_device_never_picks_the_simulator():
+    assert DefocusEstimator().device == "cpu"  # NUMBA_ENABLE_CUDASIM=1 is set in this module
+    est = DefocusEstimator(device="cuda", backend="cpu", stride=16)  # explicit: the simulated GPU
+    assert est.device == "cuda" and est.backend == "cpu"

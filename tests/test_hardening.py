@@ -191,7 +191,7 @@ BAD_OPTIONS = [
     ({"eps": 0}, ValueError, "eps must be > 0.0, got 0.0"),
     ({"eps": -1e-3}, ValueError, "eps must be > 0.0"),
     ({"sigma0": -1}, ValueError, "sigma0 must be >= 0.0, got -1.0"),
-    ({"iterations": 0}, ValueError, "iterations must be >= 1, got 0"),
+    ({"iterations": -1}, ValueError, "iterations must be >= 0, got -1"),
     ({"iterations": 2.5}, TypeError, "iterations must be an integer"),
     ({"batch_size": 0}, ValueError, "batch_size must be >= 1, got 0"),
     ({"max_pixels": 0}, ValueError, "max_pixels must be an integer >= 1 or None, got 0"),
@@ -199,7 +199,8 @@ BAD_OPTIONS = [
     ({"max_pixels": 1.5e6}, TypeError, r"max_pixels must be an integer >= 1 or None, got 1500000.0 \(type float\)"),
     ({"max_pixels": "big"}, ValueError, "max_pixels must be 'auto', None or an integer >= 1, got 'big'"),
     ({"device": "tpu"}, ValueError, "device must be 'auto', 'cpu' or 'cuda', got 'tpu'"),
-    ({"backend": "magic"}, ValueError, "backend must be 'auto', 'onnxruntime' or 'torch', got 'magic'"),
+    ({"backend": "magic"}, ValueError, "backend must be one of auto, onnxruntime, torch, tensorrt, compile, "
+                                      "eager, cpu, got 'magic'"),
     ({"weights": "/nonexistent/model"}, ModelFileError, "model metadata not found: /nonexistent/model"),
 ]
 

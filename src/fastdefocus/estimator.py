@@ -31,15 +31,20 @@ CPU_BACKENDS = ("auto", "onnxruntime", "torch")
 GPU_BACKENDS = ("tensorrt", "compile", "eager", "cpu")
 
 
-def gpu_available() -> bool:
+def gpu_available(simulator: bool = False) -> bool:
     """True if an NVIDIA driver is present and Numba's CUDA target sees a GPU. Cheap on
-    machines without a driver (Numba is not imported there)."""
+    machines without a driver (Numba is not imported there). Numba's CUDA simulator
+    (NUMBA_ENABLE_CUDASIM=1) counts only with ``simulator=True``: "auto" never picks it,
+    an explicit device="cuda" may (the tests)."""
     import ctypes.util
     import importlib.util
 
     if importlib.util.find_spec("numba") is None:
         return False
-    if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1" and ctypes.util.find_library("cuda") is None:
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        if not simulator:
+            return False
+    elif ctypes.util.find_library("cuda") is None:
         return False
     try:
         from .kernels._compat import import_cuda
@@ -160,10 +165,13 @@ class DefocusEstimator:
         Guided-filter regularisation (luminance^2 units): edges with local luminance std well
         above sqrt(eps) are kept. Unused with ``iterations`` 0.
     iterations : int
-        Refinement iterations of the luminance-guided filter; 0 (the default): none, the cell
-        map is interpolated bilinearly. Focus boundaries need not follow image edges, and
-        on layered scenes the guided filter smeared them (near-boundary MAE 0.631 px at 0,
-        0.664 at 1, 0.676 at 3, 25 scenes from BSDS500 val); it helps where they do.
+        Passes of the confidence-weighted, luminance-guided filter on the working grid
+        (default 1); 0: none, the cell map is interpolated bilinearly. The filter aligns the
+        map with image edges, which helps where focus boundaries follow them (real photos:
+        CUHK detection F-beta max / adaptive 0.821 / 0.527 at 0, 0.835 / 0.581 at 1,
+        0.839 / 0.595 at 3) and smears boundaries that do not (layered scenes from BSDS500
+        val, textured / near-boundary MAE: 0.397 / 0.633 px at 0, 0.407 / 0.666 at 1,
+        0.415 / 0.684 at 3).
     batch_size : int
         Patches per classifier call.
     weights : path, optional
@@ -176,7 +184,7 @@ class DefocusEstimator:
     """
 
     def __init__(self, device: str = "auto", backend: str = "auto", stride: int = 8, sigma0: float = 0.0,
-                 radius: float = 4.0, eps: float = 1e-3, iterations: int = 0, batch_size: int = 1024,
+                 radius: float = 4.0, eps: float = 1e-3, iterations: int = 1, batch_size: int = 1024,
                  weights: str | os.PathLike | None = None, max_pixels: int | str | None = "auto"):
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
@@ -209,7 +217,7 @@ class DefocusEstimator:
         self.sigma_max = float(self.info.calibration[-1, 1])
         self._gpu = None
         if device == "cuda":
-            if not gpu_available():
+            if not gpu_available(simulator=True):
                 raise RuntimeError("device='cuda' needs an NVIDIA GPU with Numba's CUDA target "
                                    "(pip install 'fastdefocus[gpu]'); none was found: use device='cpu'")
             from .gpu import GpuPipeline

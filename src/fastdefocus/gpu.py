@@ -269,22 +269,29 @@ class GpuPipeline:
                                  timings={"latency": time.perf_counter() - t_submit})
 
         for index, frame in enumerate(frames):
-            arr = _host_frame(frame, self.est.max_pixels, name=f"frame {index}")
+            try:
+                arr = _host_frame(frame, self.est.max_pixels, name=f"frame {index}")
+                if first_shape is not None and arr.shape[:2] != first_shape[:2]:
+                    raise ValueError(f"frame {index} has size {arr.shape[:2]}, but the stream started with "
+                                     f"{first_shape[:2]}: all frames of a stream must have the same size")
+            except Exception:
+                while pending:  # the frames before the bad one still come out, in order
+                    yield finish(pending.popleft())
+                raise
             if first_shape is None:
                 first_shape = arr.shape
                 h, w = arr.shape[:2]
                 slots = [_slot(cuda, arr, h, w) for _ in range(max(1, int(depth)))]
                 if smoothing > 0:
                     state = cuda.device_array((h, w), np.float32)
-            elif arr.shape[:2] != first_shape[:2]:
-                raise ValueError(f"frame {index} has size {arr.shape[:2]}, but the stream started with "
-                                 f"{first_shape[:2]}: all frames of a stream must have the same size")
-            elif arr.shape != first_shape or arr.dtype != slots[0]["h_in"].dtype:
-                raise ValueError(f"frame {index} has shape {arr.shape} and dtype {arr.dtype}, but the stream "
-                                 f"started with {first_shape} {slots[0]['h_in'].dtype}")
             if len(pending) >= len(slots):  # back-pressure: the oldest frame must be out first
                 yield finish(pending.popleft())
             slot = slots[index % len(slots)]
+            if slot["h_in"].shape != arr.shape or slot["h_in"].dtype != arr.dtype:
+                # same size, another layout (gray after RGB, uint16 after uint8): this slot's
+                # upload buffers follow the frame (the slot is free: its frame is out)
+                slot["h_in"] = cuda.pinned_array(arr.shape, dtype=arr.dtype)
+                slot["d_in"] = cuda.device_array(arr.shape, dtype=arr.dtype)
             t_submit = time.perf_counter()
             np.copyto(slot["h_in"], arr)
             slot["d_in"].copy_to_device(slot["h_in"], stream=up)
