@@ -62,3 +62,51 @@ def test_dihedral_and_soft_targets():
     t = soft_targets(torch.tensor([0.0, 9.5, 19.0]), 20, 0.6)
     assert torch.allclose(t.sum(1), torch.ones(3))
     assert t[0].argmax() == 0 and t[2].argmax() == 19 and t[1, 9] == pytest.approx(float(t[1, 10]), rel=1e-5)
+
+
+def test_calibration_is_monotone_and_handles_few_samples():
+    from fastdefocus.blur import DEFAULT_LEVELS
+    from fastdefocus.training import fit_calibration
+    rng = np.random.default_rng(0)
+    sigma = rng.uniform(0, 6, 400)
+    raw = 0.3 + 0.8 * sigma + rng.normal(0, 0.3, 400)  # compressed and shifted, as a mean is
+    knots = fit_calibration(raw, sigma, DEFAULT_LEVELS)
+    assert np.all(np.diff(knots[:, 0]) > 0) and np.all(np.diff(knots[:, 1]) > 0)
+    calibrated = np.interp(raw, knots[:, 0], knots[:, 1])
+    assert np.abs(calibrated - sigma).mean() < np.abs(raw - sigma).mean()
+    few = fit_calibration(raw[:20], sigma[:20], DEFAULT_LEVELS)  # fewer than 48 bins' worth
+    assert np.isfinite(few).all()
+    with pytest.raises(ValueError, match="calibration needs at least 16"):
+        fit_calibration(raw[:5], sigma[:5], DEFAULT_LEVELS)
+
+
+def test_train_resume_with_new_schedule_and_export(tmp_path, monkeypatch):
+    """The whole training command on a tiny generated data folder: generate, train one
+    epoch, resume to two with another batch size (the schedule follows), export weights
+    that the estimator loads (checksums included)."""
+    import cv2
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+    from fastdefocus import DefocusEstimator
+    from fastdefocus.training import TrainConfig, finalize, generate_dataset, train
+
+    photos = tmp_path / "data" / "train" / "photos"
+    photos.mkdir(parents=True)
+    for i in range(4):  # sharp "photos" made here (never ../shared)
+        img = dead_leaves(np.random.default_rng(100 + i), 192)
+        cv2.imwrite(str(photos / f"p{i}.png"), (img * 255).astype(np.uint8))
+    monkeypatch.setenv("FASTDEFOCUS_DATA", str(tmp_path / "data"))
+    cache, run, weights = tmp_path / "cache", tmp_path / "run", tmp_path / "weights"
+    logs = []
+    generate_dataset(cache, n_train=512, n_val=256, seed=1, workers=1, log=logs.append)
+    cfg = TrainConfig(epochs=1, batch_size=64, width_mult=0.25, threads=1)
+    train(cache, run, cfg, log=logs.append)
+    first = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert first["epoch"] == 1 and "torch_rng" in first
+    train(cache, run, TrainConfig(epochs=2, batch_size=32, width_mult=0.25, threads=1), log=logs.append)
+    assert any("schedule changed from 1 epochs of batch 64 to 2 of 32" in m for m in logs)
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 2
+    finalize(cache, run, weights, log=logs.append)
+    est = DefocusEstimator(weights=weights, stride=16)
+    result = est.estimate(np.random.default_rng(0).random((48, 64)).astype(np.float32))
+    assert result.sigma.shape == (48, 64) and np.isfinite(result.sigma).all()

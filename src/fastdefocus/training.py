@@ -10,6 +10,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -287,13 +288,20 @@ def train(cache_dir: Path, run_dir: Path, cfg: TrainConfig, log=print) -> Path:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start_epoch = int(state["epoch"])
-        if int(state["config"]["epochs"]) == cfg.epochs:
+        same_schedule = (int(state["config"]["epochs"]) == cfg.epochs
+                         and int(state["config"].get("batch_size", cfg.batch_size)) == cfg.batch_size)
+        if same_schedule:
             sched.load_state_dict(state["sched"])
-        else:  # a new total length: continue on the new schedule from the steps already done
-            for _ in range(start_epoch * steps_per_epoch):
-                sched.step()
-            log(f"schedule changed from {state['config']['epochs']} to {cfg.epochs} epochs; "
+        else:  # a new length or batch size: continue on the new schedule from the epochs already done
+            with warnings.catch_warnings():  # replaying the steps, not skipping an optimizer step
+                warnings.simplefilter("ignore", UserWarning)
+                for _ in range(start_epoch * steps_per_epoch):
+                    sched.step()
+            log(f"schedule changed from {state['config']['epochs']} epochs of batch "
+                f"{state['config'].get('batch_size')} to {cfg.epochs} of {cfg.batch_size}; "
                 f"learning rate now {sched.get_last_lr()[0]:.2e}")
+        if "torch_rng" in state:  # the augmentation draws continue where they stopped
+            torch.set_rng_state(state["torch_rng"].cpu())
         log(f"resumed from {ckpt_path} at epoch {start_epoch}")
     k = torch.arange(len(levels), dtype=torch.float32, device=device)
     for epoch in range(start_epoch, cfg.epochs):
@@ -331,7 +339,8 @@ def train(cache_dir: Path, run_dir: Path, cfg: TrainConfig, log=print) -> Path:
             f.write(json.dumps(record) + "\n")
         tmp = run_dir / "checkpoint.pt.tmp"
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                    "epoch": epoch + 1, "config": cfg.__dict__, "levels": levels.tolist()}, tmp)
+                    "epoch": epoch + 1, "config": cfg.__dict__, "levels": levels.tolist(),
+                    "torch_rng": torch.get_rng_state()}, tmp)
         os.replace(tmp, ckpt_path)
     return ckpt_path
 
@@ -378,9 +387,18 @@ def pool_adjacent_violators(values: np.ndarray, weights: np.ndarray) -> np.ndarr
     return np.concatenate([np.full(c, v) for v, _, c in blocks])
 
 
+#: Fewest patches a calibration is fitted on (a few per bin, so no bin is empty).
+MIN_CALIBRATION_SAMPLES = 16
+
+
 def fit_calibration(raw: np.ndarray, sigma: np.ndarray, levels: np.ndarray, bins: int = 48) -> np.ndarray:
     """Monotone knots mapping the raw expected sigma to sigma: isotonic regression of the true
     sigma on the raw estimate (E[sigma | raw]) over quantile bins of the raw estimate."""
+    if len(raw) < MIN_CALIBRATION_SAMPLES:
+        raise ValueError(f"calibration needs at least {MIN_CALIBRATION_SAMPLES} textured validation patches "
+                         f"from even-id sources, got {len(raw)}: generate more validation patches "
+                         "(--val-patches)")
+    bins = max(2, min(bins, len(raw) // 4))  # at least 4 patches a bin: no empty bins
     order = np.argsort(raw, kind="stable")
     groups = np.array_split(order, bins)
     x = np.array([raw[g].mean() for g in groups])
