@@ -71,7 +71,7 @@ def check_kernels(cuda):
     from fastdefocus.kernels import patches as kp
     from fastdefocus.kernels import stages as ks
     from fastdefocus.refine import pad_to, resize
-    from fastdefocus.splat import AGREEMENT_TAU, SPLAT_LIFT, patch_statistics, splat, tent_sum
+    from fastdefocus.splat import AGREEMENT_TAU, SPLAT_LIFT, patch_statistics, sharpness_maps, splat, tent_sum
 
     rng = np.random.default_rng(0)
     out = {}
@@ -106,8 +106,12 @@ def check_kernels(cuda):
         d_pad = ks.pad_reflect(d_lum, *full)
         patch_std, agreement = patch_statistics(padded, grid, 32, 8, 0.02)
         errs["patch std"] = _maxerr(std.copy_to_host(), patch_std.ravel())
-        got = ks.quadrant_agreement(d_pad, ks.gaussian_blur(d_pad, 1.0), grid, 32, 8, 0.02, AGREEMENT_TAU)
-        errs["window agreement"] = _maxerr(got.copy_to_host(), agreement.ravel())
+        got_agreement, got_patch, got_cell = ks.patch_statistics(d_pad, ks.gaussian_blur(d_pad, 1.0), grid, 32, 8,
+                                                                 0.02, AGREEMENT_TAU)
+        want_patch, want_cell = sharpness_maps(padded, grid, 32, 8)
+        errs["window agreement"] = _maxerr(got_agreement.copy_to_host(), agreement.ravel())
+        errs["patch / cell sharpness"] = max(_maxerr(got_patch.copy_to_host(), want_patch.ravel()),
+                                             _maxerr(got_cell.copy_to_host(), want_cell))
         values = (rng.random(grid) * 5).astype(np.float32)
         weights = rng.random(grid).astype(np.float32)
         conf = rng.random(grid).astype(np.float32)
@@ -189,23 +193,21 @@ def time_kernels(est, shape, repeats=50):
 
     ks, kp, kf = pipe.ks, pipe.kp, pipe.kf
     p, s = est.patch_size, est.stride
-    from fastdefocus.splat import AGREEMENT_TAU, SHARPNESS_FLOOR, SPLAT_LIFT
+    from fastdefocus.splat import AGREEMENT_TAU, SPLAT_LIFT
     for _ in range(repeats):
         timed("luminance", lambda: ks.luminance(d_img, out=b.lum, stream=stream))
         timed("statistics", lambda: (ks.pad_reflect(b.source, *geo.full, out=b.padded, stream=stream),
                                      ks.gaussian_blur(b.padded, 1.0, out=b.coarse, scratch=b.coarse_tmp,
                                                       stream=stream),
-                                     ks.quadrant_agreement(b.padded, b.coarse, geo.grid, p, s, est.flat_std,
-                                                           AGREEMENT_TAU, out=b.agreement, scratch=b.windows,
-                                                           stream=stream),
-                                     ks.cell_sharpness(b.padded, b.coarse, geo.cells, s, out=b.cell_sharp,
-                                                       stream=stream)))
+                                     ks.patch_statistics(b.padded, b.coarse, geo.grid, p, s, est.flat_std,
+                                                         AGREEMENT_TAU, agreement=b.agreement,
+                                                         patch_sharp=b.patch_sharp, cell_sharp=b.cell_sharp,
+                                                         scratch=b.windows, stream=stream)))
 
         def patches():
             for first in range(0, geo.n, backend.batch):
                 kp.extract_patches(b.source, p, s, True, pipe.info.std_floor, out=backend.input, first=first,
-                                   std_out=b.std, stream=stream, threads=pipe.patch_threads,
-                                   sharpness=(b.coarse, b.patch_sharp, SHARPNESS_FLOOR))
+                                   std_out=b.std, stream=stream, threads=pipe.patch_threads)
                 count = min(backend.batch, geo.n - first)
                 ks.patch_outputs(probs[:count], first, pipe.info.levels, pipe.info.calibration, est.sigma0,
                                  b.std, b.agreement, est.flat_std, b.sigma_p, b.conf_p, b.weight_p,

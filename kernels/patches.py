@@ -52,8 +52,7 @@ TILE_PIXELS = 1024
 
 
 @cuda.jit
-def _extract(gray, size, stride, nx, first, count, normalize, std_floor, out, want_std, std_out,
-             want_sharp, coarse, sharp_floor, sharp_out):
+def _extract(gray, size, stride, nx, first, count, normalize, std_floor, out, want_std, std_out):
     b = cuda.blockIdx.x
     if b >= count:  # uniform per block, so no thread misses a syncthreads
         return
@@ -99,40 +98,6 @@ def _extract(gray, size, stride, nx, first, count, normalize, std_floor, out, wa
         else:
             v = float(gray[_reflect(y0 + j // size, h), _reflect(x0 + j % size, w)])
         out[b, j // size, j % size] = (v - mean) * scale
-    if want_sharp:
-        # log sharpness of the patch (fastdefocus.splat.sharpness_maps): squared differences
-        # of neighbouring pixels inside the patch, of the image and of its 1-px blur
-        # (``coarse``, in the coordinates of the padded image)
-        fine = 0.0
-        blurred = 0.0
-        for j in range(t, n, step):
-            y = j // size
-            x = j % size
-            if staged:
-                v = float(tile[j])
-            else:
-                v = float(gray[_reflect(y0 + y, h), _reflect(x0 + x, w)])
-            c = float(coarse[y0 + y, x0 + x])
-            if x + 1 < size:
-                if staged:
-                    d = float(tile[j + 1]) - v
-                else:
-                    d = float(gray[_reflect(y0 + y, h), _reflect(x0 + x + 1, w)]) - v
-                fine += d * d
-                d = float(coarse[y0 + y, x0 + x + 1]) - c
-                blurred += d * d
-            if y + 1 < size:
-                if staged:
-                    d = float(tile[j + size]) - v
-                else:
-                    d = float(gray[_reflect(y0 + y + 1, h), _reflect(x0 + x, w)]) - v
-                fine += d * d
-                d = float(coarse[y0 + y + 1, x0 + x]) - c
-                blurred += d * d
-        fine = _block_sum(buf, fine)
-        blurred = _block_sum(buf, blurred)
-        if t == 0:
-            sharp_out[index] = math.log((fine + sharp_floor) / (blurred + sharp_floor))
 
 
 def patch_grid(shape, size: int = 32, stride: int = 8):
@@ -143,7 +108,7 @@ def patch_grid(shape, size: int = 32, stride: int = 8):
 
 def extract_patches(gray, size: int = 32, stride: int = 8, normalize: bool = False,
                     std_floor: float = 0.02, out=None, first: int = 0, dtype=np.float32,
-                    threads: int = 128, std_out=None, sharpness=None, stream=0):
+                    threads: int = 128, std_out=None, stream=0):
     """Patches of a device image on a regular grid, written into a batch.
 
     Parameters
@@ -169,11 +134,6 @@ def extract_patches(gray, size: int = 32, stride: int = 8, normalize: bool = Fal
     std_out : device array, shape (ny * nx,), float32 or float64, optional
         Receives each written patch's standard deviation (before normalisation) at
         its grid index: the texture measure of the splat stage, for free.
-    sharpness : tuple (coarse, out, floor), optional
-        Also the patch's log sharpness (:func:`fastdefocus.splat.sharpness_maps`):
-        ``coarse`` is the image reflect-padded to the grid and blurred by a 1-px
-        Gaussian, ``out`` a (ny * nx,) float array receiving it, ``floor`` the
-        energy floor.
     stream : CUDA stream, optional
 
     Returns
@@ -216,17 +176,7 @@ def extract_patches(gray, size: int = 32, stride: int = 8, normalize: bool = Fal
         if std_out.shape[0] != total:
             raise ValueError(f"{func}: std_out must have {total} elements (one per patch), "
                              f"got {std_out.shape[0]}")
-    want_sharp = sharpness is not None
-    if want_sharp:
-        coarse, sharp_out, sharp_floor = sharpness
-        coarse = as_device(func, "coarse", coarse)
-        sharp_out = as_device(func, "sharpness out", sharp_out, ndim=1)
-        if sharp_out.shape[0] != total:
-            raise ValueError(f"{func}: the sharpness output must have {total} elements, got {sharp_out.shape[0]}")
-    else:
-        coarse, sharp_out, sharp_floor = img, (std_out if want_std else batch), 1.0
     if count > 0:
         _extract[count, threads, stream](img, size, stride, nx, first, count, bool(normalize),
-                                         std_floor, batch, want_std, std_out if want_std else batch,
-                                         want_sharp, coarse, float(sharp_floor), sharp_out)
+                                         std_floor, batch, want_std, std_out if want_std else batch)
     return out, (ny, nx)

@@ -6,9 +6,10 @@
 - :func:`separable_filter` / :func:`gaussian_blur`:
   :func:`fastdefocus.blur.gaussian_blur` (discrete Gaussian, reflect-101);
 - :func:`pad_reflect`: :func:`fastdefocus.refine.pad_to`;
-- :func:`quadrant_agreement`: the agreement half of
+- :func:`patch_statistics`: the agreement half of
   :func:`fastdefocus.splat.patch_statistics` (its texture half, the patch
-  standard deviation, comes from :func:`fastdefocus.kernels.patches.extract_patches`);
+  standard deviation, comes from :func:`fastdefocus.kernels.patches.extract_patches`)
+  and :func:`fastdefocus.splat.sharpness_maps`, from one pass over the image;
 - :func:`patch_outputs`: calibrated expected sigma, confidence and splat weight
   per patch (:mod:`fastdefocus.classify` and the estimator);
 - :func:`splat`: :func:`fastdefocus.splat.splat` and ``tent_sum`` (one thread
@@ -32,7 +33,7 @@ import numpy as np
 from ._device import THREADS, TILE, as_device, blocks, cuda  # noqa: F401 (as_device: re-exported)
 from .filters import _reflect
 
-__all__ = ["luminance", "separable_filter", "gaussian_blur", "pad_reflect", "quadrant_agreement", "cell_sharpness",
+__all__ = ["luminance", "separable_filter", "gaussian_blur", "pad_reflect", "patch_statistics",
            "patch_outputs", "splat", "resize_linear", "area_guide", "upsample_apply", "blend"]
 
 
@@ -193,123 +194,181 @@ def pad_reflect(src, height: int, width: int, out=None, stream=0):
 # ----------------------------------------------------------------- patch statistics
 
 
+# Every window the statistics need (the 16-px half-patch windows, the 32-px patches, the
+# stride cells) is a union of g x g "base cells" (g = gcd of the stride and the window
+# offsets: 8 at strides 8, 16 and 32). One pass measures each base cell once: the sums of
+# the values and their squares, the squared neighbour differences inside it (of the image
+# and of its 1-px blur), and those across its right and bottom edges. A window's sums are
+# then the sums over its base cells, plus the edge terms between its own cells only:
+# exactly the window sums of fastdefocus.splat, each pixel read about once in all.
+_S1, _S2, _FINE, _COARSE, _FINE_R, _COARSE_R, _FINE_D, _COARSE_D = range(8)
+
+
+@cuda.jit
+def _base_cells(padded, coarse, g, stats):
+    cx, cy = cuda.grid(2)
+    if cy >= stats.shape[1] or cx >= stats.shape[2]:
+        return
+    h, w = padded.shape
+    y0 = cy * g
+    x0 = cx * g
+    s1 = 0.0
+    s2 = 0.0
+    fine = 0.0
+    blurred = 0.0
+    fine_r = 0.0
+    blurred_r = 0.0
+    fine_d = 0.0
+    blurred_d = 0.0
+    for y in range(y0, y0 + g):
+        for x in range(x0, x0 + g):
+            v = float(padded[y, x])
+            c = float(coarse[y, x])
+            s1 += v
+            s2 += v * v
+            if x + 1 < w:
+                d = float(padded[y, x + 1]) - v
+                e = float(coarse[y, x + 1]) - c
+                if x + 1 < x0 + g:
+                    fine += d * d
+                    blurred += e * e
+                else:
+                    fine_r += d * d
+                    blurred_r += e * e
+            if y + 1 < h:
+                d = float(padded[y + 1, x]) - v
+                e = float(coarse[y + 1, x]) - c
+                if y + 1 < y0 + g:
+                    fine += d * d
+                    blurred += e * e
+                else:
+                    fine_d += d * d
+                    blurred_d += e * e
+    stats[_S1, cy, cx] = s1
+    stats[_S2, cy, cx] = s2
+    stats[_FINE, cy, cx] = fine
+    stats[_COARSE, cy, cx] = blurred
+    stats[_FINE_R, cy, cx] = fine_r
+    stats[_COARSE_R, cy, cx] = blurred_r
+    stats[_FINE_D, cy, cx] = fine_d
+    stats[_COARSE_D, cy, cx] = blurred_d
+
+
 @cuda.jit(device=True, inline=True)
-def _inner_energy(img, y0, x0, size):
-    """Squared differences of neighbouring pixels both inside the size x size window."""
+def _window_energy(stats, inner, right, down, cy, cx, m):
+    """Squared neighbour differences inside the window of m x m base cells at (cy, cx)."""
     e = 0.0
-    for y in range(y0, y0 + size):
-        for x in range(x0, x0 + size):
-            v = float(img[y, x])
-            if x + 1 < x0 + size:
-                d = float(img[y, x + 1]) - v
-                e += d * d
-            if y + 1 < y0 + size:
-                d = float(img[y + 1, x]) - v
-                e += d * d
+    for a in range(m):
+        for b in range(m):
+            e += stats[inner, cy + a, cx + b]
+            if b + 1 < m:
+                e += stats[right, cy + a, cx + b]
+            if a + 1 < m:
+                e += stats[down, cy + a, cx + b]
     return e
 
 
 @cuda.jit
-def _window_sharpness(padded, coarse, step, size, min_std, sharpness, textured):
-    """One thread per half-patch window on the ``step`` grid: log(fine / coarse gradient
-    energy) and whether the window is textured (std >= min_std)."""
-    wx, wy = cuda.grid(2)
-    if wy >= sharpness.shape[0] or wx >= sharpness.shape[1]:
-        return
-    y0 = wy * step
-    x0 = wx * step
-    s1 = 0.0
-    s2 = 0.0
-    for y in range(y0, y0 + size):
-        for x in range(x0, x0 + size):
-            v = float(padded[y, x])
-            s1 += v
-            s2 += v * v
-    n = float(size * size)
-    mean = s1 / n
-    std = math.sqrt(max(s2 / n - mean * mean, 0.0))
-    fine = _inner_energy(padded, y0, x0, size)
-    blurred = _inner_energy(coarse, y0, x0, size)
-    sharpness[wy, wx] = math.log(max(fine, 1e-12) / max(blurred, 1e-12))
-    textured[wy, wx] = 1 if std >= min_std else 0
-
-
-@cuda.jit
-def _combine_agreement(sharpness, textured, nx, stride, step, offsets, tau, out):
+def _patch_windows(stats, nx, stride, g, offsets, half, patch, min_std, tau, floor, agreement, patch_sharp):
     i = cuda.grid(1)
-    if i >= out.shape[0]:
+    if i >= agreement.shape[0]:
         return
     y0 = (i // nx) * stride
     x0 = (i % nx) * stride
+    m = half // g
+    n = float(half * half)
     hi = -math.inf
     lo = math.inf
     count = 0
     for a in range(offsets.shape[0]):
-        wy = (y0 + offsets[a]) // step
+        cy = (y0 + offsets[a]) // g
         for b in range(offsets.shape[0]):
-            wx = (x0 + offsets[b]) // step
-            if textured[wy, wx]:
+            cx = (x0 + offsets[b]) // g
+            s1 = 0.0
+            s2 = 0.0
+            for u in range(m):
+                for v in range(m):
+                    s1 += stats[_S1, cy + u, cx + v]
+                    s2 += stats[_S2, cy + u, cx + v]
+            mean = s1 / n
+            if math.sqrt(max(s2 / n - mean * mean, 0.0)) >= min_std:
+                fine = _window_energy(stats, _FINE, _FINE_R, _FINE_D, cy, cx, m)
+                blurred = _window_energy(stats, _COARSE, _COARSE_R, _COARSE_D, cy, cx, m)
+                sharp = math.log(max(fine, 1e-12) / max(blurred, 1e-12))
                 count += 1
-                v = sharpness[wy, wx]
-                hi = max(hi, v)
-                lo = min(lo, v)
+                hi = max(hi, sharp)
+                lo = min(lo, sharp)
     log_ratio = hi - lo if count >= 2 else 0.0
     r = log_ratio / tau
-    out[i] = math.exp(-r * r)
-
-
-def quadrant_agreement(padded, coarse, grid, patch: int, stride: int, flat_std: float, tau: float,
-                       out=None, scratch=None, stream=0):
-    """Per patch, how well its half-patch windows agree on sharpness, in (0, 1]
-    (:func:`fastdefocus.splat.patch_statistics`). ``padded``: the source padded to the
-    grid; ``coarse``: it blurred by a 1-px Gaussian. Each window is measured once (windows
-    of neighbouring patches coincide), then every patch combines its own.
-    ``scratch``: a dict in which the per-window buffers are kept between calls.
-    Returns (ny * nx,) float32."""
-    from fastdefocus.splat import window_offsets
-
-    ny, nx = grid
-    if out is None:
-        out = cuda.device_array(ny * nx, dtype=np.float32, stream=stream)
-    half = patch // 2
-    if half < 2:
-        _fill[_grid1(ny * nx) + (stream,)](out, 1.0)
-        return out
-    offsets = np.asarray(window_offsets(patch), np.int64)
-    step = math.gcd(stride, *[int(o) for o in offsets if o])
-    wny = ((ny - 1) * stride + int(offsets[-1])) // step + 1
-    wnx = ((nx - 1) * stride + int(offsets[-1])) // step + 1
-    key = (wny, wnx)
-    scratch = {} if scratch is None else scratch
-    if key not in scratch:
-        scratch[key] = (cuda.device_array(key, dtype=np.float64, stream=stream),
-                        cuda.device_array(key, dtype=np.uint8, stream=stream))
-    windows = scratch[key]
-    g, t = _grid2(wny, wnx)
-    _window_sharpness[g, t, stream](padded, coarse, step, half, 2.0 * flat_std, *windows)
-    _combine_agreement[_grid1(ny * nx) + (stream,)](windows[0], windows[1], nx, stride, step,
-                                                    _device_const("offsets", offsets), float(tau), out)
-    return out
+    agreement[i] = math.exp(-r * r)
+    mp = patch // g
+    fine = _window_energy(stats, _FINE, _FINE_R, _FINE_D, y0 // g, x0 // g, mp)
+    blurred = _window_energy(stats, _COARSE, _COARSE_R, _COARSE_D, y0 // g, x0 // g, mp)
+    patch_sharp[i] = math.log((fine + floor) / (blurred + floor))
 
 
 @cuda.jit
-def _cell_sharpness(padded, coarse, stride, floor, out):
+def _stride_cells(stats, m, floor, out):
     cx, cy = cuda.grid(2)
     if cy < out.shape[0] and cx < out.shape[1]:
-        fine = _inner_energy(padded, cy * stride, cx * stride, stride)
-        blurred = _inner_energy(coarse, cy * stride, cx * stride, stride)
+        fine = _window_energy(stats, _FINE, _FINE_R, _FINE_D, cy * m, cx * m, m)
+        blurred = _window_energy(stats, _COARSE, _COARSE_R, _COARSE_D, cy * m, cx * m, m)
         out[cy, cx] = math.log((fine + floor) / (blurred + floor))
 
 
-def cell_sharpness(padded, coarse, cells, stride: int, out=None, stream=0):
-    """Log sharpness of each stride x stride cell (:func:`fastdefocus.splat.sharpness_maps`)."""
-    from fastdefocus.splat import SHARPNESS_FLOOR
+def patch_statistics(padded, coarse, grid, patch: int, stride: int, flat_std: float, tau: float,
+                     agreement=None, patch_sharp=None, cell_sharp=None, scratch=None, stream=0):
+    """The splat's statistics of every patch and cell, from one pass over the image:
 
-    if out is None:
-        out = cuda.device_array(cells, dtype=np.float32, stream=stream)
-    g, t = _grid2(*cells)
-    _cell_sharpness[g, t, stream](padded, coarse, int(stride), SHARPNESS_FLOOR, out)
-    return out
+    - ``agreement`` (ny * nx,): how well each patch's half-patch windows agree on sharpness
+      (:func:`fastdefocus.splat.patch_statistics`);
+    - ``patch_sharp`` (ny * nx,) and ``cell_sharp`` (the stride cells): log sharpness of
+      each patch and cell (:func:`fastdefocus.splat.sharpness_maps`).
+
+    ``padded``: the source padded to the grid; ``coarse``: it blurred by a 1-px Gaussian;
+    ``scratch``: a dict keeping the base-cell buffer between calls. Returns the three
+    float32 device arrays."""
+    from fastdefocus.splat import SHARPNESS_FLOOR, window_offsets
+
+    ny, nx = grid
+    k = patch // stride
+    cells = (ny + k - 1, nx + k - 1)
+    alloc = lambda shape: cuda.device_array(shape, dtype=np.float32, stream=stream)  # noqa: E731
+    agreement = alloc(ny * nx) if agreement is None else agreement
+    patch_sharp = alloc(ny * nx) if patch_sharp is None else patch_sharp
+    cell_sharp = alloc(cells) if cell_sharp is None else cell_sharp
+    half = patch // 2
+    offsets = np.asarray(window_offsets(patch), np.int64)
+    g = math.gcd(stride, patch, *[int(o) for o in offsets if o]) if half >= 2 else math.gcd(stride, patch)
+    base = (padded.shape[0] // g, padded.shape[1] // g)
+    scratch = {} if scratch is None else scratch
+    stats = scratch.get(("base", base))
+    if stats is None:
+        stats = scratch[("base", base)] = cuda.device_array((8,) + base, dtype=np.float64, stream=stream)
+    gr, t = _grid2(*base)
+    _base_cells[gr, t, stream](padded, coarse, g, stats)
+    if half >= 2:
+        _patch_windows[_grid1(ny * nx) + (stream,)](stats, nx, stride, g, _device_const("offsets", offsets),
+                                                    half, patch, 2.0 * flat_std, float(tau), SHARPNESS_FLOOR,
+                                                    agreement, patch_sharp)
+    else:  # no differences inside a window: nothing to compare (as the CPU path)
+        _fill[_grid1(ny * nx) + (stream,)](agreement, 1.0)
+        _patch_sharp_only[_grid1(ny * nx) + (stream,)](stats, nx, stride, g, patch, SHARPNESS_FLOOR, patch_sharp)
+    gr, t = _grid2(*cells)
+    _stride_cells[gr, t, stream](stats, stride // g, SHARPNESS_FLOOR, cell_sharp)
+    return agreement, patch_sharp, cell_sharp
+
+
+@cuda.jit
+def _patch_sharp_only(stats, nx, stride, g, patch, floor, patch_sharp):
+    i = cuda.grid(1)
+    if i < patch_sharp.shape[0]:
+        y0 = (i // nx) * stride
+        x0 = (i % nx) * stride
+        mp = patch // g
+        fine = _window_energy(stats, _FINE, _FINE_R, _FINE_D, y0 // g, x0 // g, mp)
+        blurred = _window_energy(stats, _COARSE, _COARSE_R, _COARSE_D, y0 // g, x0 // g, mp)
+        patch_sharp[i] = math.log((fine + floor) / (blurred + floor))
 
 
 @cuda.jit

@@ -56,39 +56,27 @@ def test_gaussian_blur_matches_cpu():
     np.testing.assert_allclose(got, gaussian_blur(img, 1.0), atol=1e-5)
 
 
-@pytest.mark.parametrize("shape", [(40, 48), (33, 44)])
-def test_patch_statistics_match_cpu(shape):
-    img = scene(*shape)
-    p, s, flat = 32, 8, 0.02
+@pytest.mark.parametrize("shape,stride", [((40, 48), 8), ((33, 44), 8), ((36, 50), 16), ((40, 40), 4)])
+def test_patch_statistics_match_cpu(shape, stride):
+    """Agreement, patch and cell sharpness from the base-cell pass against fastdefocus.splat."""
     from fastdefocus.kernels.patches import patch_grid
-    grid = patch_grid(shape, p, s)
-    k = p // s
-    full = ((grid[0] + k - 1) * s, (grid[1] + k - 1) * s)
+    from fastdefocus.splat import AGREEMENT_TAU, sharpness_maps
+    img = scene(*shape)
+    p, flat = 32, 0.02
+    grid = patch_grid(shape, p, stride)
+    k = p // stride
+    cells = (grid[0] + k - 1, grid[1] + k - 1)
+    full = (cells[0] * stride, cells[1] * stride)
     padded = pad_to(img, *full)
-    std_want, agree_want = patch_statistics(padded, grid, p, s, flat)
+    _, agree_want = patch_statistics(padded, grid, p, stride, flat)
+    patch_want, cell_want = sharpness_maps(padded, grid, p, stride)
     d_pad = S.pad_reflect(cuda.to_device(img), *full)
     np.testing.assert_allclose(d_pad.copy_to_host(), padded)
     coarse = S.gaussian_blur(d_pad, 1.0)
-    from fastdefocus.splat import AGREEMENT_TAU
-    got = S.quadrant_agreement(d_pad, coarse, grid, p, s, flat, AGREEMENT_TAU).copy_to_host()
-    np.testing.assert_allclose(got, agree_want.ravel(), atol=2e-4)
-
-
-def test_sharpness_maps_match_cpu():
-    from fastdefocus.kernels.patches import extract_patches, patch_grid
-    from fastdefocus.splat import SHARPNESS_FLOOR, sharpness_maps
-    img = scene(40, 44)
-    grid = patch_grid(img.shape, 32, 8)
-    cells = (grid[0] + 3, grid[1] + 3)
-    full = (cells[0] * 8, cells[1] * 8)
-    want_patch, want_cell = sharpness_maps(pad_to(img, *full), grid, 32, 8)
-    d_pad = S.pad_reflect(cuda.to_device(img), *full)
-    coarse = S.gaussian_blur(d_pad, 1.0)
-    got_cell = S.cell_sharpness(d_pad, coarse, cells, 8).copy_to_host()
-    np.testing.assert_allclose(got_cell, want_cell, atol=1e-4)
-    out = cuda.device_array(grid[0] * grid[1], np.float32)
-    extract_patches(cuda.to_device(img), 32, 8, True, threads=16, sharpness=(coarse, out, SHARPNESS_FLOOR))
-    np.testing.assert_allclose(out.copy_to_host(), want_patch.ravel(), atol=1e-4)
+    agreement, patch_sharp, cell_sharp = S.patch_statistics(d_pad, coarse, grid, p, stride, flat, AGREEMENT_TAU)
+    np.testing.assert_allclose(agreement.copy_to_host(), agree_want.ravel(), atol=2e-4)
+    np.testing.assert_allclose(patch_sharp.copy_to_host(), patch_want.ravel(), atol=1e-4)
+    np.testing.assert_allclose(cell_sharp.copy_to_host(), cell_want, atol=1e-4)
 
 
 def test_splat_with_lift_matches_cpu():

@@ -25,7 +25,7 @@ import numpy as np
 
 from .ingest import check_image
 from .refine import working_scale
-from .splat import AGREEMENT_TAU, SHARPNESS_FLOOR, SPLAT_LIFT
+from .splat import AGREEMENT_TAU, SPLAT_LIFT
 
 #: Largest classifier batch (patches per call); a 1080p frame at stride 8 (32,400
 #: patches) is one call, a 4K frame four.
@@ -175,15 +175,14 @@ class GpuPipeline:
         mark("ingest")
         ks.pad_reflect(b.source, *geo.full, out=b.padded, stream=stream)
         ks.gaussian_blur(b.padded, 1.0, out=b.coarse, scratch=b.coarse_tmp, stream=stream)
-        ks.quadrant_agreement(b.padded, b.coarse, geo.grid, p, s, est.flat_std, AGREEMENT_TAU,
-                              out=b.agreement, scratch=b.windows, stream=stream)
-        ks.cell_sharpness(b.padded, b.coarse, geo.cells, s, out=b.cell_sharp, stream=stream)
+        ks.patch_statistics(b.padded, b.coarse, geo.grid, p, s, est.flat_std, AGREEMENT_TAU,
+                            agreement=b.agreement, patch_sharp=b.patch_sharp, cell_sharp=b.cell_sharp,
+                            scratch=b.windows, stream=stream)
         mark("statistics")
         backend = self._backend_for(geo.n)
         for first in range(0, geo.n, backend.batch):
             kp.extract_patches(b.source, p, s, normalize=True, std_floor=self.info.std_floor,
                                out=backend.input, first=first, std_out=b.std, stream=stream,
-                               sharpness=(b.coarse, b.patch_sharp, SHARPNESS_FLOOR),
                                threads=self.patch_threads)
             count = min(backend.batch, geo.n - first)
             probs = backend.run(count, stream)
