@@ -104,22 +104,41 @@ def _scale_plane(src, dst, scale):
         dst[y, x] = src[0, y, x] * scale
 
 
+@cuda.jit(device=True, inline=True)
+def _products(p, g, w, weighted, y, x):
+    """(w_e, w_e I, w_e p, w_e I p, w_e I^2) at (y, x); w_e = w + 1e-6, or 1 without weights."""
+    gv = float(g[y, x])
+    pv = float(p[y, x])
+    we = 1.0
+    if weighted:
+        we = float(w[y, x]) + WEIGHT_FLOOR
+    wg = we * gv
+    return we, wg, we * pv, wg * pv, wg * gv
+
+
+@cuda.jit(device=True, inline=True)
+def _coefficients(s0, s1, s2, s3, s4, eps):
+    """a, b of a window from the sums of its five products."""
+    inv_w = 1.0 / s0
+    mean_i = s1 * inv_w
+    mean_p = s2 * inv_w
+    cov_ip = s3 * inv_w - mean_i * mean_p
+    var_i = max(s4 * inv_w - mean_i * mean_i, 0.0)
+    a = cov_ip / (var_i + eps)
+    return a, mean_p - a * mean_i
+
+
 @cuda.jit
 def _guided_products(p, g, w, weighted, stack):
-    """stack = (w_e, w_e I, w_e p, w_e I p, w_e I^2); w_e = 1 without weights."""
+    """stack = the five products of every pixel (``_products``)."""
     x, y = cuda.grid(2)
     if y < p.shape[0] and x < p.shape[1]:
-        gv = float(g[y, x])
-        pv = float(p[y, x])
-        we = 1.0
-        if weighted:
-            we = float(w[y, x]) + WEIGHT_FLOOR
-        wg = we * gv
-        stack[0, y, x] = we
-        stack[1, y, x] = wg
-        stack[2, y, x] = we * pv
-        stack[3, y, x] = wg * pv
-        stack[4, y, x] = wg * gv
+        v0, v1, v2, v3, v4 = _products(p, g, w, weighted, y, x)
+        stack[0, y, x] = v0
+        stack[1, y, x] = v1
+        stack[2, y, x] = v2
+        stack[3, y, x] = v3
+        stack[4, y, x] = v4
 
 
 @cuda.jit
@@ -127,14 +146,9 @@ def _guided_ab(sums, eps, ab):
     """Per-window a, b from the window sums of the five products."""
     x, y = cuda.grid(2)
     if y < ab.shape[1] and x < ab.shape[2]:
-        inv_w = 1.0 / sums[0, y, x]
-        mean_i = sums[1, y, x] * inv_w
-        mean_p = sums[2, y, x] * inv_w
-        cov_ip = sums[3, y, x] * inv_w - mean_i * mean_p
-        var_i = max(sums[4, y, x] * inv_w - mean_i * mean_i, 0.0)
-        a = cov_ip / (var_i + eps)
+        a, b = _coefficients(sums[0, y, x], sums[1, y, x], sums[2, y, x], sums[3, y, x], sums[4, y, x], eps)
         ab[0, y, x] = a
-        ab[1, y, x] = mean_p - a * mean_i
+        ab[1, y, x] = b
 
 
 @cuda.jit
@@ -170,25 +184,15 @@ def _guided_ab_direct(p, g, w, weighted, radius, eps, ab):
             yy = _reflect(y + dy, h)
             for dx in range(-radius, radius + 1):
                 xx = _reflect(x + dx, wd)
-                gv = float(g[yy, xx])
-                pv = float(p[yy, xx])
-                we = 1.0
-                if weighted:
-                    we = float(w[yy, xx]) + WEIGHT_FLOOR
-                wg = we * gv
-                s0 += we
-                s1 += wg
-                s2 += we * pv
-                s3 += wg * pv
-                s4 += wg * gv
-        inv_w = 1.0 / s0
-        mean_i = s1 * inv_w
-        mean_p = s2 * inv_w
-        cov_ip = s3 * inv_w - mean_i * mean_p
-        var_i = max(s4 * inv_w - mean_i * mean_i, 0.0)
-        a = cov_ip / (var_i + eps)
+                v0, v1, v2, v3, v4 = _products(p, g, w, weighted, yy, xx)
+                s0 += v0
+                s1 += v1
+                s2 += v2
+                s3 += v3
+                s4 += v4
+        a, b = _coefficients(s0, s1, s2, s3, s4, eps)
         ab[0, y, x] = a
-        ab[1, y, x] = mean_p - a * mean_i
+        ab[1, y, x] = b
 
 
 @cuda.jit
