@@ -137,8 +137,8 @@ class _TorchBackend(Backend):
         self._torch = torch
         p = info.patch_size
         self.tensor = torch.zeros((self.batch, 1, p, p), dtype=torch.float16, device="cuda")
-        self.input = import_cuda().as_cuda_array(self.tensor)
         self._cuda = import_cuda()
+        self.input = self._cuda.as_cuda_array(self.tensor)
         self.module = self._build(load_torch_model(info).cuda().half().to(memory_format=torch.channels_last))
         for _ in range(self.warmup_calls):  # warm-up: compile / build now, not on the first frame
             self.run(self.batch)
@@ -151,9 +151,9 @@ class _TorchBackend(Backend):
         torch = self._torch
         with _torch_stream(stream), torch.inference_mode():
             logits = self.module(self.tensor.contiguous(memory_format=torch.channels_last))
-            probs = torch.softmax(logits.float(), dim=1)[:count]
-            # keep the tensor alive as long as the view is used
-            self._last = probs.contiguous()
+            # a fresh tensor (never a CUDA graph's output, which the next replay overwrites),
+            # kept alive as long as the view is used
+            self._last = torch.softmax(logits.float(), dim=1)[:count].contiguous()
         return self._cuda.as_cuda_array(self._last)
 
 
@@ -169,14 +169,6 @@ class CompileBackend(_TorchBackend):
 
     def _build(self, model):
         return self._torch.compile(model, mode="reduce-overhead", dynamic=False, fullgraph=True)
-
-    def run(self, count: int, stream=0):
-        torch = self._torch
-        with _torch_stream(stream), torch.inference_mode():
-            # CUDA graph outputs are overwritten by the next replay: copy what is read
-            logits = self.module(self.tensor.contiguous(memory_format=torch.channels_last))
-            self._last = torch.softmax(logits.float(), dim=1)[:count].contiguous()
-        return self._cuda.as_cuda_array(self._last)
 
 
 class TensorRTBackend(_TorchBackend):

@@ -24,7 +24,7 @@ from .classify import (PatchClassifier, apply_calibration, confidence_from_probs
 from .filters import extract_patches
 from .ingest import check_max_pixels, check_pixel_count, to_luminance
 from .refine import pad_to, refine, resize
-from .splat import SPLAT_LIFT, patch_statistics, sharpness_maps, splat, tent_sum
+from .splat import SPLAT_LIFT, energy_tables, patch_statistics, sharpness_maps, splat, tent_sum
 
 #: Classifier runtimes on the CPU and on a CUDA device ("cpu" there: ONNX Runtime on the host).
 CPU_BACKENDS = ("auto", "onnxruntime", "torch")
@@ -282,7 +282,8 @@ class DefocusEstimator:
         k = p // s
         padded_h, padded_w = (ny + k - 1) * s, (nx + k - 1) * s
         padded_source = pad_to(source, padded_h, padded_w)
-        texture, agreement = patch_statistics(padded_source, grid, p, s, self.flat_std)
+        tables = energy_tables(padded_source)  # read by both statistics below
+        texture, agreement = patch_statistics(padded_source, grid, p, s, self.flat_std, tables)
         t2 = time.perf_counter()
         timings["patches"] = t2 - t1
         probs = self.classifier.probabilities(patches)
@@ -298,7 +299,7 @@ class DefocusEstimator:
         # look as sharp as their sharp side, so the splat is a soft maximum (SPLAT_LIFT)
         # and a patch sharper than a cell it covers counts less in that cell (the cell match)
         cell_sigma, cell_weight = splat(sigma_patch.reshape(grid), conf_patch * agreement, p, s,
-                                        lift=SPLAT_LIFT, sharpness=sharpness_maps(padded_source, grid, p, s))
+                                        lift=SPLAT_LIFT, sharpness=sharpness_maps(padded_source, grid, p, s, tables))
         cell_conf = tent_sum(conf_patch, p, s) / tent_sum(np.ones(grid), p, s)
         t4 = time.perf_counter()
         timings["splat"] = t4 - t3

@@ -116,7 +116,13 @@ MATCH_TAU = 0.2
 SHARPNESS_FLOOR = 1e-6
 
 
-def sharpness_maps(padded: np.ndarray, grid, patch: int, stride: int):
+def energy_tables(padded: np.ndarray):
+    """The gradient-energy integral tables of the image and of its 1-px blur, which
+    :func:`patch_statistics` and :func:`sharpness_maps` both read (compute them once)."""
+    return _gradient_tables(padded), _gradient_tables(gaussian_blur(padded, 1.0))
+
+
+def sharpness_maps(padded: np.ndarray, grid, patch: int, stride: int, tables=None):
     """Log sharpness (gradient energy before / after a 1-px Gaussian blur, summed over the
     window, each plus :data:`SHARPNESS_FLOOR`) of each patch of the grid and of each
     stride x stride cell; the measure of :func:`patch_statistics`, about log 2 for sharp
@@ -129,8 +135,7 @@ def sharpness_maps(padded: np.ndarray, grid, patch: int, stride: int):
     """
     ny, nx = grid
     k = patch // stride
-    fine = _gradient_tables(padded)
-    coarse = _gradient_tables(gaussian_blur(padded, 1.0))
+    fine, coarse = energy_tables(padded) if tables is None else tables
 
     def log_ratio(ys, xs, size):
         return np.log((_gradient_energy_sums(fine, ys, xs, size) + SHARPNESS_FLOOR)
@@ -182,7 +187,7 @@ def window_offsets(patch: int) -> tuple:
     return tuple(sorted({0, patch // 4, patch // 2}))
 
 
-def patch_statistics(padded: np.ndarray, grid, patch: int, stride: int, flat_std: float):
+def patch_statistics(padded: np.ndarray, grid, patch: int, stride: int, flat_std: float, tables=None):
     """Per patch of the grid: the luminance standard deviation, and how well its half-patch
     windows agree on sharpness, in (0, 1].
 
@@ -199,8 +204,7 @@ def patch_statistics(padded: np.ndarray, grid, patch: int, stride: int, flat_std
     ys, xs = np.arange(ny) * stride, np.arange(nx) * stride
     lum = _integral(padded)
     lum2 = _integral(padded.astype(np.float64) ** 2)
-    fine = _gradient_tables(padded)
-    coarse = _gradient_tables(gaussian_blur(padded, 1.0))
+    fine, coarse = energy_tables(padded) if tables is None else tables
 
     def std(y0, x0, size):
         n = float(size * size)
