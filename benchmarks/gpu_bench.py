@@ -281,6 +281,12 @@ def time_kernels(est, shape, repeats=None):
                                    ks.upsample_apply(b.coef_a, b.coef_b, b.lum, b.cell_conf, geo.full,
                                                      est.sigma_max, sigma_out=sigma, conf_out=conf,
                                                      stream=stream)))
+        if est.snap:
+            if b.snap_work is None:
+                b.snap_work = ks.SnapWork(*sigma.shape, stream=stream)
+            snapped = cuda.device_array(sigma.shape, np.float32)
+            timed("snap", lambda: ks.snap_boundaries(sigma, b.lum, est.snap, out=snapped, work=b.snap_work,
+                                                     stream=stream))
     out = {k: float(np.median(v)) for k, v in times.items()}
     out["target_sum_ms"] = sum(out[k] for k in ("patches", "splat", "refine", "upsample"))
     out["all_kernels_ms"] = sum(v for k, v in out.items() if k != "target_sum_ms")

@@ -18,6 +18,8 @@
   resizes of :func:`fastdefocus.refine.refine` (OpenCV's INTER_LINEAR and
   integer-factor INTER_AREA) and its guided upsampling, fused with the crop,
   clip and confidence map of the estimator;
+- :func:`snap_boundaries`: :func:`fastdefocus.refine.snap_boundaries` (the boundary
+  snap after the upsampling), with :class:`SnapWork` holding its scratch planes;
 - :func:`blend`: temporal smoothing of a stream.
 
 Every host function takes an optional ``stream`` and allocates nothing unless
@@ -34,7 +36,8 @@ from ._device import THREADS, TILE, as_device, blocks, cuda  # noqa: F401 (as_de
 from .filters import _reflect
 
 __all__ = ["luminance", "separable_filter", "gaussian_blur", "pad_reflect", "patch_statistics",
-           "patch_outputs", "splat", "resize_linear", "area_guide", "upsample_apply", "blend"]
+           "patch_outputs", "splat", "resize_linear", "area_guide", "upsample_apply", "snap_boundaries",
+           "SnapWork", "blend"]
 
 
 def _grid2(h, w):
@@ -633,3 +636,147 @@ def blend(state, current, alpha: float, first: bool, stream=0):
     ``state <- current`` (on the first frame only the copy)."""
     g, t = _grid2(*current.shape)
     _blend[g, t, stream](state, current, np.float32(alpha), bool(first))
+
+
+# ------------------------------------------------------------------- boundary snap
+
+
+@cuda.jit
+def _pair_energy(lum, out):
+    x, y = cuda.grid(2)
+    h, w = lum.shape
+    if y < h and x < w:
+        v = lum[y, x]
+        e = np.float32(0.0)
+        if x + 1 < w:
+            d = lum[y, x + 1] - v
+            e += d * d
+        if y + 1 < h:
+            d = lum[y + 1, x] - v
+            e += d * d
+        out[y, x] = e
+
+
+@cuda.jit
+def _evidence(energy, blurred, floor, out):
+    x, y = cuda.grid(2)
+    if y < out.shape[0] and x < out.shape[1]:
+        out[y, x] = math.log((blurred[y, x] + floor) / (energy[y, x] + floor))
+
+
+@cuda.jit
+def _minmax_rows(src, radius, lo, hi):
+    x, y = cuda.grid(2)
+    h, w = src.shape
+    if y < h and x < w:
+        a = src[y, x]
+        b = a
+        for k in range(max(x - radius, 0), min(x + radius + 1, w)):
+            v = src[y, k]
+            a = min(a, v)
+            b = max(b, v)
+        lo[y, x] = a
+        hi[y, x] = b
+
+
+@cuda.jit
+def _minmax_cols(lo_rows, hi_rows, radius, lo, hi):
+    x, y = cuda.grid(2)
+    h, w = lo_rows.shape
+    if y < h and x < w:
+        a = lo_rows[y, x]
+        b = hi_rows[y, x]
+        for k in range(max(y - radius, 0), min(y + radius + 1, h)):
+            a = min(a, lo_rows[k, x])
+            b = max(b, hi_rows[k, x])
+        lo[y, x] = a
+        hi[y, x] = b
+
+
+@cuda.jit
+def _snap_references(sigma, lo, hi, q, min_span, ref, planes):
+    # planes: near_lo, near_hi, q * near_lo, q * near_hi
+    x, y = cuda.grid(2)
+    if y < sigma.shape[0] and x < sigma.shape[1]:
+        span = hi[y, x] - lo[y, x]
+        pos = (sigma[y, x] - lo[y, x]) / max(span, np.float32(1e-6))
+        zone = span > min_span
+        a = np.float32(1.0) if zone and pos < ref else np.float32(0.0)
+        b = np.float32(1.0) if zone and pos > np.float32(1.0) - ref else np.float32(0.0)
+        planes[0, y, x] = a
+        planes[1, y, x] = b
+        planes[2, y, x] = q[y, x] * a
+        planes[3, y, x] = q[y, x] * b
+
+
+@cuda.jit
+def _snap_share(q, means, t):
+    x, y = cuda.grid(2)
+    if y < q.shape[0] and x < q.shape[1]:
+        q_lo = means[2, y, x] / max(means[0, y, x], np.float32(1e-6))
+        q_hi = means[3, y, x] / max(means[1, y, x], np.float32(1e-6))
+        v = (q[y, x] - q_lo) / max(q_hi - q_lo, np.float32(1e-6))
+        t[y, x] = min(max(v, np.float32(0.0)), np.float32(1.0))
+
+
+@cuda.jit
+def _snap_apply(sigma, lo, hi, t, means, min_span, band, min_share, min_contrast, out):
+    x, y = cuda.grid(2)
+    if y < sigma.shape[0] and x < sigma.shape[1]:
+        s = sigma[y, x]
+        span = hi[y, x] - lo[y, x]
+        pos = (s - lo[y, x]) / max(span, np.float32(1e-6))
+        n_lo = means[0, y, x]
+        n_hi = means[1, y, x]
+        contrast = means[3, y, x] / max(n_hi, np.float32(1e-6)) - means[2, y, x] / max(n_lo, np.float32(1e-6))
+        if (span > min_span and n_lo > min_share and n_hi > min_share and contrast > min_contrast
+                and pos > band and pos < np.float32(1.0) - band):
+            s = lo[y, x] + t[y, x] * span
+        out[y, x] = s
+
+
+class SnapWork:
+    """Scratch planes of :func:`snap_boundaries` on (h, w) maps, reusable across frames."""
+
+    def __init__(self, h, w, stream=0):
+        self.shape = (h, w)
+        self.planes = cuda.device_array((8, h, w), dtype=np.float32, stream=stream)
+        self.refs = cuda.device_array((4, h, w), dtype=np.float32, stream=stream)
+        self.means = cuda.device_array((4, h, w), dtype=np.float32, stream=stream)
+
+
+def snap_boundaries(sigma, lum, radius: int, out=None, work=None, stream=0):
+    """:func:`fastdefocus.refine.snap_boundaries` on the GPU: ``sigma`` and ``lum`` float32
+    (H, W) device arrays; ``out`` must not be ``sigma`` (the snap reads its neighbours)."""
+    from fastdefocus import refine as cpu
+
+    h, w = sigma.shape
+    if out is None:
+        out = cuda.device_array((h, w), dtype=np.float32, stream=stream)
+    if work is None or work.shape != (h, w):
+        work = SnapWork(h, w, stream)
+    p = work.planes
+    energy, blurred, tmp, q, lo, hi, lo_rows, hi_rows = (p[i] for i in range(8))
+    g, t = _grid2(h, w)
+    box3 = np.full(3, 1.0 / 3.0)
+    # the evidence: 3 x 3 sums of the pair energy of the image and of its 1-px blur
+    _pair_energy[g, t, stream](lum, tmp)
+    separable_filter(tmp, box3, out=energy, scratch=lo, stream=stream)
+    gaussian_blur(lum, 1.0, out=hi, scratch=lo, stream=stream)
+    _pair_energy[g, t, stream](hi, tmp)
+    separable_filter(tmp, box3, out=blurred, scratch=lo, stream=stream)
+    _evidence[g, t, stream](energy, blurred, np.float32(cpu.SNAP_ENERGY_FLOOR), q)
+    # the two sides: the window's minimum and maximum (outside the image ignored)
+    _minmax_rows[g, t, stream](sigma, int(radius), lo_rows, hi_rows)
+    _minmax_cols[g, t, stream](lo_rows, hi_rows, int(radius), lo, hi)
+    min_span = np.float32(cpu.SNAP_MIN_SPAN)
+    _snap_references[g, t, stream](sigma, lo, hi, q, min_span, np.float32(cpu.SNAP_REFERENCE), work.refs)
+    k = 2 * (int(radius) + cpu.SNAP_REFERENCE_MARGIN) + 1
+    mean_taps = np.full(k, 1.0 / k)
+    for i in range(4):
+        separable_filter(work.refs[i], mean_taps, out=work.means[i], scratch=tmp, stream=stream)
+    _snap_share[g, t, stream](q, work.means, energy)
+    separable_filter(energy, box3, out=blurred, scratch=tmp, stream=stream)
+    _snap_apply[g, t, stream](sigma, lo, hi, blurred, work.means, min_span, np.float32(cpu.SNAP_BAND),
+                              np.float32(cpu.SNAP_MIN_SHARE), np.float32(cpu.SNAP_MIN_CONTRAST), out)
+    return out

@@ -116,6 +116,20 @@ def test_area_guide_matches_opencv():
     np.testing.assert_allclose(got, resize(pad_to(lum, 16, 20), 4, 5, area=True), atol=1e-6)
 
 
+@pytest.mark.parametrize("shape,radius", [((24, 40), 10), ((9, 13), 3), ((1, 7), 2)])
+def test_snap_boundaries_matches_cpu(shape, radius):
+    from fastdefocus.refine import snap_boundaries
+    h, w = shape
+    lum = scene(h, w)
+    ramp = np.clip((np.arange(w, dtype=np.float32) - w / 2) / 6 + 0.5, 0, 1) * 2.0  # 0 -> 2 px
+    sigma = np.ascontiguousarray(np.broadcast_to(ramp, shape), dtype=np.float32)
+    want = snap_boundaries(sigma, lum, radius)
+    got = S.snap_boundaries(cuda.to_device(sigma), cuda.to_device(lum), radius).copy_to_host()
+    if shape == (24, 40):
+        assert np.abs(want - sigma).max() > 0.1  # the case snaps pixels
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
 @pytest.mark.parametrize("shape,stride,iterations", [((24, 40), 8, 3), ((20, 36), 16, 0)])
 def test_pipeline_matches_cpu_estimator(cpu_est, shape, stride, iterations):
     est = DefocusEstimator(device="cpu", stride=stride, iterations=iterations)

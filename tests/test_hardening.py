@@ -192,6 +192,8 @@ BAD_OPTIONS = [
     ({"eps": -1e-3}, ValueError, "eps must be > 0.0"),
     ({"sigma0": -1}, ValueError, "sigma0 must be >= 0.0, got -1.0"),
     ({"iterations": -1}, ValueError, "iterations must be >= 0, got -1"),
+    ({"snap": -1}, ValueError, "snap must be >= 0, got -1"),
+    ({"snap": 2.5}, TypeError, "snap must be an integer"),
     ({"iterations": 2.5}, TypeError, "iterations must be an integer"),
     ({"batch_size": 0}, ValueError, "batch_size must be >= 1, got 0"),
     ({"max_pixels": 0}, ValueError, "max_pixels must be an integer >= 1 or None, got 0"),

@@ -113,3 +113,47 @@ def test_refine_without_iterations_is_bilinear():
     dense = refine(cells, np.ones_like(cells), lum, 8, 4.0, 1e-3, 0)
     assert dense.shape == (24, 32) and dense.dtype == np.float32
     assert np.allclose(dense, resize(cells, 24, 32))
+
+
+# ---------------------------------------------------------------------- boundary snap
+
+def _boundary_case(seed=0, h=64, w=96, high=3.0):
+    """A dead-leaves image sharp left of x = w/2 and blurred by ``high`` px right of it, and
+    the ramp a patch-sized splat leaves there (0 at w/2 - 12 to ``high`` at w/2 + 12)."""
+    from fastdefocus.scenes import blur_by_map
+    sharp = dead_leaves(np.random.default_rng(seed), size=w)[:h]
+    truth = np.zeros((h, w), np.float32)
+    truth[:, w // 2:] = high
+    image = blur_by_map(sharp, truth)
+    x = np.arange(w, dtype=np.float32)
+    ramp = np.clip((x - (w / 2 - 12)) / 24, 0, 1) * high
+    return image, truth, np.ascontiguousarray(np.broadcast_to(ramp, (h, w)), dtype=np.float32)
+
+
+def test_snap_puts_a_ramp_back_on_its_sides():
+    from fastdefocus.refine import snap_boundaries
+    errors = []
+    for seed in range(3):
+        image, truth, ramp = _boundary_case(seed)
+        snapped = snap_boundaries(ramp, image)
+        near = slice(48 - 8, 48 + 8)
+        before = np.abs(ramp - truth)[:, near].mean()
+        after = np.abs(snapped - truth)[:, near].mean()
+        errors.append((before, after))
+        # only the ramp moves, and only within the two sides' values
+        assert snapped.min() >= 0.0 and snapped.max() <= 3.0
+        np.testing.assert_array_equal(snapped[:, :20], ramp[:, :20])
+        np.testing.assert_array_equal(snapped[:, -20:], ramp[:, -20:])
+    before, after = np.mean(errors, axis=0)
+    assert after < 0.75 * before, errors
+
+
+def test_snap_leaves_flat_maps_and_radius_zero_alone():
+    from fastdefocus.refine import SNAP_MIN_SPAN, snap_boundaries
+    image, _, ramp = _boundary_case()
+    np.testing.assert_array_equal(snap_boundaries(ramp, image, radius=0), ramp)
+    gentle = ramp * (0.9 * SNAP_MIN_SPAN / 3.0)  # spans less than SNAP_MIN_SPAN in every window
+    np.testing.assert_array_equal(snap_boundaries(gentle, image), gentle)
+    # a featureless image gives no evidence either way: nothing moves
+    flat = np.full_like(image, 0.5)
+    np.testing.assert_array_equal(snap_boundaries(ramp, flat), ramp)

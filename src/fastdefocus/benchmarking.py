@@ -457,6 +457,7 @@ def add_quality_arguments(ap: argparse.ArgumentParser, data: Path | None = None)
     ap.add_argument("--radius", type=float, default=None)
     ap.add_argument("--eps", type=float, default=None)
     ap.add_argument("--iterations", type=int, default=None)
+    ap.add_argument("--snap", type=int, default=None, help="boundary snap half-width px (0: off)")
     ap.add_argument("--weights", default=None, help="model folder (default: the shipped weights)")
 
 
@@ -470,7 +471,7 @@ def install_peers() -> None:
 
 def make_estimator(args):
     import fastdefocus
-    options = {k: getattr(args, k) for k in ("stride", "radius", "eps", "iterations", "weights")
+    options = {k: getattr(args, k) for k in ("stride", "radius", "eps", "iterations", "snap", "weights")
                if getattr(args, k, None) is not None}
     return fastdefocus.DefocusEstimator(**options), options
 

@@ -23,7 +23,7 @@ from .classify import (PatchClassifier, apply_calibration, confidence_from_probs
                        load_model_info)
 from .filters import extract_patches
 from .ingest import check_max_pixels, check_pixel_count, to_luminance
-from .refine import pad_to, refine, resize
+from .refine import SNAP_RADIUS, pad_to, refine, resize, snap_boundaries
 from .splat import SPLAT_LIFT, energy_tables, patch_statistics, sharpness_maps, splat, tent_sum
 
 #: Classifier runtimes on the CPU and on a CUDA device ("cpu" there: ONNX Runtime on the host).
@@ -172,6 +172,12 @@ class DefocusEstimator:
         0.839 / 0.595 at 3) and smears boundaries that do not (layered scenes from BSDS500
         val, textured / near-boundary MAE: 0.397 / 0.633 px at 0, 0.407 / 0.666 at 1,
         0.415 / 0.684 at 3).
+    snap : int
+        Half-width (px) of the boundary snap (:func:`fastdefocus.refine.snap_boundaries`,
+        default 10): inside the ramp a 32-px patch leaves at a focus boundary, each pixel is
+        put back on the side its own fine-scale sharpness matches. Layered scenes (first 40
+        of BSDS500 val), near-boundary / textured MAE: 0.678 / 0.424 px at 0 (off),
+        0.611 / 0.400 px at 10. Where a boundary is flat, the map is left as it is.
     batch_size : int
         Patches per classifier call.
     weights : path, optional
@@ -184,7 +190,8 @@ class DefocusEstimator:
     """
 
     def __init__(self, device: str = "auto", backend: str = "auto", stride: int = 8, sigma0: float = 0.0,
-                 radius: float = 4.0, eps: float = 1e-3, iterations: int = 1, batch_size: int = 1024,
+                 radius: float = 4.0, eps: float = 1e-3, iterations: int = 1, snap: int = SNAP_RADIUS,
+                 batch_size: int = 1024,
                  weights: str | os.PathLike | None = None, max_pixels: int | str | None = "auto"):
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
@@ -206,6 +213,7 @@ class DefocusEstimator:
         self.radius = _check_float("radius", radius, 1.0)
         self.eps = _check_float("eps", eps, 0.0, inclusive=False)
         self.iterations = _check_int("iterations", iterations, 0)
+        self.snap = _check_int("snap", snap, 0)
         self.batch_size = _check_int("batch_size", batch_size, 1)
         if isinstance(max_pixels, str):
             if max_pixels != "auto":
@@ -244,7 +252,8 @@ class DefocusEstimator:
 
     def __repr__(self) -> str:
         return (f"DefocusEstimator(device={self.device!r}, backend={self.backend!r}, stride={self.stride}, "
-                f"sigma0={self.sigma0}, radius={self.radius}, eps={self.eps}, iterations={self.iterations})")
+                f"sigma0={self.sigma0}, radius={self.radius}, eps={self.eps}, iterations={self.iterations}, "
+                f"snap={self.snap})")
 
     def estimate(self, image) -> DefocusResult:
         """Defocus map of one image.
@@ -308,7 +317,11 @@ class DefocusEstimator:
         dense_conf = np.clip(resize(cell_conf.astype(np.float32), padded_h, padded_w), 0.0, 1.0)
         sigma = np.ascontiguousarray(np.clip(dense[:h, :w], 0.0, self.sigma_max))
         confidence = np.ascontiguousarray(dense_conf[:h, :w])
-        timings["refine"] = time.perf_counter() - t4
+        t5 = time.perf_counter()
+        timings["refine"] = t5 - t4
+        if self.snap:  # within [local min, local max] of the clipped map: stays clipped
+            sigma = snap_boundaries(sigma, lum, self.snap)
+        timings["snap"] = time.perf_counter() - t5
         timings["total"] = time.perf_counter() - t0
         return DefocusResult(sigma=sigma, confidence=confidence, sigma_max=self.sigma_max, timings=timings)
 

@@ -54,7 +54,7 @@ class _Geometry:
 class _Buffers:
     """Device buffers of one frame geometry (allocated once, reused by every frame)."""
 
-    def __init__(self, cuda, geo: _Geometry, prefilter: bool):
+    def __init__(self, cuda, geo: _Geometry, prefilter: bool, snap: bool = False):
         f32 = np.float32
         d = cuda.device_array
         self.lum = d((geo.h, geo.w), f32)
@@ -84,6 +84,9 @@ class _Buffers:
         self.windows: dict = {}
         self.work_gf = None
         self.work_up = None
+        # the boundary snap reads the upsampled map's neighbours: it cannot run in place
+        self.unsnapped = d((geo.h, geo.w), f32) if snap else None
+        self.snap_work = None
 
 
 class GpuPipeline:
@@ -144,7 +147,7 @@ class GpuPipeline:
         if entry is None:
             est = self.est
             geo = _Geometry(h, w, est.patch_size, est.stride)
-            bufs = _Buffers(self.cuda, geo, est.sigma0 > 0)
+            bufs = _Buffers(self.cuda, geo, est.sigma0 > 0, est.snap > 0)
             entry = self._buffers[key] = (geo, bufs)
         return entry
 
@@ -192,11 +195,12 @@ class GpuPipeline:
         ks.splat(b.sigma_p, b.weight_p, b.conf_p, geo.grid, p, s, b.cell_sigma, b.cell_weight,
                  b.cell_conf, lift=SPLAT_LIFT, sharpness=(b.patch_sharp, b.cell_sharp), stream=stream)
         mark("splat")
+        upsampled = b.unsnapped if est.snap else sigma_out
         if est.iterations == 0:  # no guided filter: the cells interpolated bilinearly
             ks.upsample_apply(b.zero_cells, b.cell_sigma, b.lum, b.cell_conf, geo.full, est.sigma_max,
-                              sigma_out=sigma_out, conf_out=conf_out, stream=stream)
+                              sigma_out=upsampled, conf_out=conf_out, stream=stream)
             mark("upsample")
-            return sigma_out, conf_out
+            return self._snap(b, sigma_out, stream, mark), conf_out
         ks.area_guide(b.lum, *geo.work, geo.scale, out=b.guide, stream=stream)
         ks.resize_linear(b.cell_sigma, *geo.work, b=b.cell_weight, out_a=b.values, out_b=b.weights,
                          clip_b=True, stream=stream)
@@ -213,9 +217,19 @@ class GpuPipeline:
         kf.guided_coefficients(b.refined, b.guide, r_up, 1e-2, out=(b.coef_a, b.coef_b), stream=stream,
                                work=b.work_up)
         ks.upsample_apply(b.coef_a, b.coef_b, b.lum, b.cell_conf, geo.full, est.sigma_max,
-                          sigma_out=sigma_out, conf_out=conf_out, stream=stream)
+                          sigma_out=upsampled, conf_out=conf_out, stream=stream)
         mark("upsample")
-        return sigma_out, conf_out
+        return self._snap(b, sigma_out, stream, mark), conf_out
+
+    def _snap(self, b, sigma_out, stream, mark):
+        """The boundary snap from ``b.unsnapped`` into ``sigma_out`` (nothing when it is off)."""
+        if self.est.snap:
+            if b.snap_work is None:
+                b.snap_work = self.ks.SnapWork(*b.unsnapped.shape, stream=stream)
+            self.ks.snap_boundaries(b.unsnapped, b.lum, self.est.snap, out=sigma_out, work=b.snap_work,
+                                    stream=stream)
+            mark("snap")
+        return sigma_out
 
     def estimate(self, image):
         """One host image in, a DefocusResult (host arrays) out; the GPU timings per stage
