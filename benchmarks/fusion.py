@@ -105,7 +105,9 @@ def find_pair(folder: Path, pair: str):
     return shots
 
 
-def main(argv=None) -> int:
+def main(argv=None, estimator=None) -> int:
+    """``estimator``: a DefocusEstimator to fuse with (its stride, options and weights) instead
+    of one built from the arguments."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(default_data()), help="data root holding eval/mfif")
     parser.add_argument("--pairs", nargs="+", default=DEFAULT_PAIRS)
@@ -126,7 +128,7 @@ def main(argv=None) -> int:
               f"and <pair>_B.*; set --data or FASTDEFOCUS_DATA)", file=sys.stderr)
         return 1
 
-    est = fastdefocus.DefocusEstimator(stride=args.stride, device=args.device, backend=args.backend)
+    est = estimator or fastdefocus.DefocusEstimator(stride=args.stride, device=args.device, backend=args.backend)
     est.estimate(np.zeros((64, 64), np.uint8))  # warm-up: runtime initialisation is not per-pair cost
     methods = {
         "fastdefocus.fuse": lambda images: fuse(images, est)[0],

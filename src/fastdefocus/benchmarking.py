@@ -405,7 +405,7 @@ def fusion(est, data: Path, pairs=None, out_dir: Path | None = None) -> dict:
         text = io.StringIO()
         argv = ["--data", str(data), "--pairs", *pairs, "--json", str(json_path), "--stride", str(est.stride)]
         with contextlib.redirect_stdout(text):
-            code = script.main(argv)
+            code = script.main(argv, estimator=est)  # the report's estimator: its options and weights
         if code != 0 or not json_path.exists():
             raise RuntimeError(f"benchmarks/fusion.py failed (exit {code}): {text.getvalue().strip()[-500:]}")
         out = json.loads(json_path.read_text())
