@@ -54,8 +54,21 @@ def test_estimate_bad_file(tmp_path, capsys):
 
 
 def test_console_script_help():
-    res = subprocess.run([sys.executable, "-m", "fastdefocus.cli", "--help"], capture_output=True, text=True)
-    assert res.returncode == 0 and "estimate" in res.stdout and "demo" in res.stdout
+    for module in ("fastdefocus.cli", "fastdefocus"):  # python -m fastdefocus works too
+        res = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True)
+        assert res.returncode == 0 and "estimate" in res.stdout and "demo" in res.stdout, module
+
+
+def test_snap_option_reaches_the_estimator(tmp_path, photo, capsys):
+    from fastdefocus.cli import _estimator_from, build_parser, main
+    args = build_parser().parse_args(["estimate", str(photo), "-o", str(tmp_path / "o"), "--snap", "0"])
+    assert _estimator_from(args).snap == 0
+    args = build_parser().parse_args(["estimate", str(photo), "-o", str(tmp_path / "o")])
+    assert _estimator_from(args).snap == 10
+    with pytest.raises(SystemExit) as e:
+        main(["estimate", str(photo), "-o", str(tmp_path / "bad"), "--snap", "-2", "--device", "cpu"])
+    assert e.value.code != 0 and "snap must be >= 0, got -2" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
 
 
 def test_estimate_refuses_clashing_names(tmp_path, photo, capsys):

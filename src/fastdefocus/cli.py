@@ -46,7 +46,9 @@ class Progress:
 
 def _estimator_from(args):
     from .estimator import DefocusEstimator
-    return DefocusEstimator(device=args.device, backend=args.backend, stride=args.stride, sigma0=args.sigma0)
+    extra = {} if args.snap is None else {"snap": args.snap}
+    return DefocusEstimator(device=args.device, backend=args.backend, stride=args.stride, sigma0=args.sigma0,
+                            **extra)
 
 
 def _side_by_side(*images):
@@ -264,6 +266,9 @@ def _add_estimator_options(p) -> None:
                    help="classifier runtime: onnxruntime / torch on the CPU; tensorrt / compile / eager / "
                         "cpu on a CUDA device (default: the fastest available)")
     p.add_argument("--sigma0", type=float, default=0.0, help="noise pre-filter sigma in px (default off)")
+    p.add_argument("--snap", type=int, default=None,
+                   help="boundary snap half-width in px (default 10; 0: off, the map keeps the patch-sized "
+                        "ramps at focus boundaries)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
 
