@@ -93,7 +93,7 @@ def test_train_resume_with_new_schedule_and_export(tmp_path, monkeypatch):
     photos = tmp_path / "data" / "train" / "photos"
     photos.mkdir(parents=True)
     for i in range(4):  # sharp "photos" made here (never ../shared)
-        img = dead_leaves(np.random.default_rng(100 + i), 192)
+        img = dead_leaves(np.random.default_rng(100 + i), 320)  # 80 px once downscaled: the largest crop fits
         cv2.imwrite(str(photos / f"p{i}.png"), (img * 255).astype(np.uint8))
     monkeypatch.setenv("FASTDEFOCUS_DATA", str(tmp_path / "data"))
     cache, run, weights = tmp_path / "cache", tmp_path / "run", tmp_path / "weights"

@@ -5,22 +5,33 @@ truth is exact and nothing depends on outside data.
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from .blur import gaussian_blur
 
 
-def dead_leaves(rng: np.random.Generator, size: int = 256, colour: bool = False) -> np.ndarray:
+def dead_leaves(rng: np.random.Generator, size: int = 256, colour: bool = False,
+                supersample: int = 1) -> np.ndarray:
     """Dead-leaves image: occluding discs with power-law radii (p(r) ~ r^-3), random
     grey levels (or colours), some filled with sharp texture. Perfectly sharp by construction.
 
+    ``supersample`` s > 1 renders the same kind of scene at s times the resolution and
+    area-averages it down: each pixel integrates its area as a camera's pixel does, so the
+    image is as sharp as an ideal lens on a real sensor (1: point-sampled, aliased edges).
+
     Returns float32 in [0, 1], (size, size) or (size, size, 3) when ``colour``.
     """
+    ss = int(supersample)
+    if ss < 1:
+        raise ValueError(f"supersample must be an integer >= 1, got {supersample!r}")
+    base = size
+    size = base * ss
     channels = 3 if colour else 1
     img = np.empty((size, size, channels), np.float32)
     img[:] = rng.uniform(0, 1, channels)
-    rmin, rmax = 1.5, size / 3
-    n = int(rng.integers(4000, 8000) * (size / 256) ** 2)
+    rmin, rmax = 1.5 * ss, size / 3
+    n = int(rng.integers(4000, 8000) * (base / 256) ** 2)
     # inverse CDF of p(r) ~ r^-3 on [rmin, rmax]
     u = rng.uniform(0, 1, n)
     radii = 1.0 / np.sqrt(1.0 / rmin**2 - u * (1.0 / rmin**2 - 1.0 / rmax**2))
@@ -35,17 +46,19 @@ def dead_leaves(rng: np.random.Generator, size: int = 256, colour: bool = False)
         mask = (sub_x - cx) ** 2 + (sub_y - cy) ** 2 <= r * r
         grey = rng.uniform(0, 1) if channels == 1 else rng.uniform(0, 1, channels)
         texture = rng.uniform()
-        if texture < 0.15 and r > 6:  # grating
-            period, angle = rng.uniform(2.5, 12), rng.uniform(0, np.pi)
+        if texture < 0.15 and r > 6 * ss:  # grating
+            period, angle = rng.uniform(2.5, 12) * ss, rng.uniform(0, np.pi)
             wave = np.sin(2 * np.pi * (sub_x * np.cos(angle) + sub_y * np.sin(angle)) / period)
             fill = np.asarray(grey)[..., None, None] + rng.uniform(0.05, 0.3) * wave
-        elif texture < 0.3 and r > 6:  # white noise texture
-            fill = np.asarray(grey)[..., None, None] + rng.normal(0, rng.uniform(0.03, 0.15), sub_x.shape)
+        elif texture < 0.3 and r > 6 * ss:  # white noise texture (its std after the area average)
+            fill = np.asarray(grey)[..., None, None] + rng.normal(0, rng.uniform(0.03, 0.15) * ss, sub_x.shape)
         else:
             fill = np.broadcast_to(np.asarray(grey)[..., None, None], (channels,) + sub_x.shape)
         fill = np.clip(np.broadcast_to(fill, (channels,) + sub_x.shape), 0, 1)
         region = img[y0:y1, x0:x1]
         region[mask] = np.moveaxis(fill, 0, -1)[mask]
+    if ss > 1:
+        img = cv2.resize(img, (base, base), interpolation=cv2.INTER_AREA).reshape(base, base, channels)
     return img[..., 0] if channels == 1 else img
 
 

@@ -53,13 +53,25 @@ def photo_sources(root: Path) -> list[Path]:
     return files
 
 
-def load_gray_half(path: Path) -> np.ndarray:
-    """Grayscale in [0, 1], downscaled by 2 with area averaging (hides the photo's own softness)."""
+#: Sharp photo sources are downscaled by this factor with area averaging, so that their own
+#: lens blur and JPEG softness fall below the first level. By 2 they did not: a classifier
+#: trained that way read level-0 patches cut from held-out photos +0.34 px high and those
+#: from dead-leaves images +0.03 px (their labels disagreed by the photos' own blur).
+SOURCE_DOWNSCALE = 4
+#: Dead-leaves sources are rendered this many times finer and area-averaged down, so that
+#: their pixels integrate their area like the photos' (and a camera's) pixels do.
+LEAVES_SUPERSAMPLE = 4
+
+
+def load_gray_source(path: Path, factor: int = SOURCE_DOWNSCALE) -> np.ndarray:
+    """Grayscale in [0, 1], downscaled by ``factor`` with area averaging (hides the photo's own
+    softness)."""
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if img is None:
         raise OSError(f"cannot read image {path}")
     h, w = img.shape
-    return cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    return cv2.resize(img, (max(1, w // factor), max(1, h // factor)),
+                      interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
 
 @dataclass(frozen=True)
@@ -88,15 +100,23 @@ def blur_crop(crop: np.ndarray, sigma: float, kind: int, rng: np.random.Generato
     return out if sd == 0.0 else disc_blur(out, sd)
 
 
+def crop_margin(sigma: float) -> int:
+    """Pixels blurred around a patch before it is cut out: beyond 3 sigma + 3 px a Gaussian's
+    weight is under 0.3%, and a disc of equivalent sigma has radius 2 sigma."""
+    return int(math.ceil(3 * sigma)) + 3
+
+
 def make_patch(source: np.ndarray, level: int, cfg: GeneratorConfig, bins: np.ndarray,
                rng: np.random.Generator) -> tuple[np.ndarray, float, int, float]:
     """One training patch: (uint8 32x32, sigma, kind, texture) from a sharp source."""
     lo, hi = bins[level], bins[level + 1]
     sigma = rng.uniform(lo, hi) if level == 0 else math.exp(rng.uniform(math.log(lo), math.log(hi)))
     kind = int(rng.choice(3, p=cfg.kind_probs))
-    margin = int(math.ceil(4 * sigma)) + 4
+    margin = crop_margin(sigma)
     size = PATCH + 2 * margin
     h, w = source.shape
+    if h < size or w < size:
+        raise ValueError(f"source of {w}x{h} px is smaller than the {size}-px crop sigma {sigma:.2f} needs")
     y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
     crop = np.ascontiguousarray(source[y:y + size, x:x + size])
     if rng.uniform() < 0.5:
@@ -124,9 +144,9 @@ def _generate_shard(args) -> dict:
     levels = np.asarray(cfg.levels)
     bins = level_bins(levels)
     rng = np.random.default_rng([seed, shard, 0 if split == "train" else 1])
-    photos = [load_gray_half(Path(p)) for p in photo_paths]
+    photos = [load_gray_source(Path(p)) for p in photo_paths]
     leaves_rng = np.random.default_rng([seed, 7, 0 if split == "train" else 1, shard])
-    leaves = [dead_leaves(leaves_rng) for _ in range(n_leaves)]
+    leaves = [dead_leaves(leaves_rng, supersample=LEAVES_SUPERSAMPLE) for _ in range(n_leaves)]
     n_src = len(photos) + len(leaves)
     patches = np.lib.format.open_memmap(out_dir / f"{split}_patches.npy", mode="r+")
     meta = np.lib.format.open_memmap(out_dir / f"{split}_meta.npy", mode="r+")
@@ -171,7 +191,17 @@ def generate_dataset(out_dir: Path, n_train: int = 600_000, n_val: int = 30_000,
             log(f"using cached patches in {out_dir}")
             return summary
     root = data_root()
-    photos = photo_sources(root)
+    largest = PATCH + 2 * crop_margin(float(level_bins(np.asarray(GeneratorConfig().levels))[-1]))
+    photos, too_small = [], []
+    for p in photo_sources(root):  # every photo must hold the crop of the largest sigma
+        (photos if min(load_gray_source(p).shape) >= largest else too_small).append(p)
+    if too_small:
+        log(f"{len(too_small)} photos are smaller than {largest} px once downscaled by {SOURCE_DOWNSCALE}; "
+            f"not used: {', '.join(p.name for p in too_small)}")
+    if len(photos) < 2:
+        raise ValueError(f"generate_dataset needs at least 2 photos of at least {largest * SOURCE_DOWNSCALE} px "
+                         f"on their short side (one for training, one for validation), found {len(photos)} "
+                         f"under {root / 'train'}")
     perm = np.random.default_rng(seed).permutation(len(photos))
     n_val_photos = max(1, int(round(val_fraction * len(photos))))
     val_photos = [str(photos[i]) for i in sorted(perm[:n_val_photos])]
@@ -201,6 +231,7 @@ def generate_dataset(out_dir: Path, n_train: int = 600_000, n_val: int = 30_000,
         "kinds": dict(zip(KIND_NAMES, GeneratorConfig().kind_probs)),
         "noise_stds": list(GeneratorConfig().noise_stds), "jpeg_prob": GeneratorConfig().jpeg_prob,
         "dead_leaves_prob": GeneratorConfig().dead_leaves_prob,
+        "source_downscale": SOURCE_DOWNSCALE, "leaves_supersample": LEAVES_SUPERSAMPLE,
         "seconds": round(time.time() - t0, 1),
     }
     summary_path.write_text(json.dumps(summary, indent=1))
@@ -601,9 +632,9 @@ Levels (Gaussian sigma, px): {levels}.
 Synthetic, generated by `fastdefocus.training.generate_dataset` (seed {d['seed']}):
 {d['n_train']:,} training patches and {d['n_val']:,} validation patches.
 - Sharp sources: {d['train_photos']} photos for training and {d['val_photos']} other photos for validation
-  (BSDS500 train and the SR test sets of the shared data, downscaled by 2 with area averaging; BSDS500 val is
+  (BSDS500 train and the SR test sets of the shared data, downscaled by {d.get('source_downscale', 2)} with area averaging; BSDS500 val is
   not used at all, it is kept for evaluating the estimator), plus procedural dead-leaves images (probability
-  {d['dead_leaves_prob']}; different seeds for training and validation).
+  {d['dead_leaves_prob']}; different seeds for training and validation; rendered {d.get('leaves_supersample', 1)}x finer and area-averaged down).
 - Blur: level drawn uniformly, sigma drawn continuously across the level's bin (log-uniform), applied to the whole
   crop before the patch is cut from its interior. Kernels: {', '.join(f'{k} {v}' for k, v in d['kinds'].items())}
   (disc of radius R labelled sigma R/2; mixed = Gaussian then disc with variances adding). The Gaussian is the
