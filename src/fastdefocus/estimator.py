@@ -170,14 +170,14 @@ class DefocusEstimator:
         map with image edges, which helps where focus boundaries follow them (real photos:
         CUHK detection F-beta max / adaptive 0.821 / 0.527 at 0, 0.835 / 0.581 at 1,
         0.839 / 0.595 at 3) and smears boundaries that do not (layered scenes from BSDS500
-        val, textured / near-boundary MAE: 0.397 / 0.633 px at 0, 0.407 / 0.666 at 1,
-        0.415 / 0.684 at 3).
+        val, textured / near-boundary MAE without the snap: 0.397 / 0.633 px at 0, 0.407 /
+        0.666 at 1, 0.415 / 0.684 at 3).
     snap : int
         Half-width (px) of the boundary snap (:func:`fastdefocus.refine.snap_boundaries`,
         default 10): inside the ramp a 32-px patch leaves at a focus boundary, each pixel is
-        put back on the side its own fine-scale sharpness matches. Layered scenes (first 40
-        of BSDS500 val), near-boundary / textured MAE: 0.678 / 0.424 px at 0 (off),
-        0.611 / 0.400 px at 10. Where a boundary is flat, the map is left as it is.
+        put back on the side its own fine-scale sharpness matches. Layered scenes (100
+        photos of BSDS500 val), near-boundary / textured MAE: 0.666 / 0.407 px at 0 (off),
+        0.591 / 0.382 px at 10. Where the image is flat, the map is left as it is.
     batch_size : int
         Patches per classifier call.
     weights : path, optional
