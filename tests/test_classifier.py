@@ -66,7 +66,8 @@ def generated_set(info, n_per_level=12, seed=5):
     """Textured patches blurred with a known Gaussian sigma, cut from procedural images."""
     rng = np.random.default_rng(seed)
     bins = level_bins(info.levels)
-    sources = [dead_leaves(rng, size=160) for _ in range(3)]
+    # rendered finer and area-averaged, as the training sources are (pixels integrate their area)
+    sources = [dead_leaves(rng, size=160, supersample=4) for _ in range(3)]
     patches, labels, sigmas = [], [], []
     for level in range(len(info.levels)):
         for i in range(n_per_level):
