@@ -211,9 +211,9 @@ def _cmd_video(args) -> int:
     est = _estimator_from(args)
     frames_in = collections.deque()  # frames whose results are still to come (bounded by the stream)
 
-    def frames():
-        for frame in _video_frames(src):
-            if args.max_frames and len(frames_in) + done >= args.max_frames:
+    def frames():  # runs in the stream's reader thread: it counts what it read itself
+        for read, frame in enumerate(_video_frames(src)):
+            if args.max_frames and read >= args.max_frames:
                 return
             frames_in.append(frame)
             yield frame
