@@ -223,6 +223,9 @@ def time_kernels(est, shape, repeats=None):
     backend = pipe._backend_for(geo.n)
     d_img = cuda.to_device(img)
     sigma = cuda.device_array(shape, np.float32)
+    snapped = cuda.device_array(shape, np.float32)  # the snap reads sigma's neighbours: not in place
+    if est.snap and b.snap_work is None:
+        b.snap_work = pipe.ks.SnapWork(*shape)
     conf = cuda.device_array(shape, np.float32)
     stream = cuda.stream()
     probs = backend.run(min(backend.batch, geo.n), stream)  # fixed probabilities: no model in the loop
@@ -282,9 +285,6 @@ def time_kernels(est, shape, repeats=None):
                                                      est.sigma_max, sigma_out=sigma, conf_out=conf,
                                                      stream=stream)))
         if est.snap:
-            if b.snap_work is None:
-                b.snap_work = ks.SnapWork(*sigma.shape, stream=stream)
-            snapped = cuda.device_array(sigma.shape, np.float32)
             timed("snap", lambda: ks.snap_boundaries(sigma, b.lum, est.snap, out=snapped, work=b.snap_work,
                                                      stream=stream))
     out = {k: float(np.median(v)) for k, v in times.items()}

@@ -176,10 +176,10 @@ class DefocusEstimator:
         Half-width (px) of the boundary snap (:func:`fastdefocus.refine.snap_boundaries`,
         default 10): inside the ramp a 32-px patch leaves at a focus boundary, each pixel is
         put back on the side its own fine-scale sharpness matches. Layered scenes (100
-        photos of BSDS500 val), near-boundary / textured MAE with the shipped weights: 0.594 /
-        0.400 px at 10 (the other 60 scenes than those its settings were chosen on: 0.663 /
-        0.411 px at 0, off, and 0.579 / 0.388 at 10). Where the image is flat, the map is left
-        as it is.
+        photos of BSDS500 val, ``benchmarks/quality.py --sections scenes``), near-boundary /
+        textured MAE with the shipped weights: 0.672 / 0.421 px at 0 (off), 0.594 / 0.400 px
+        at 10; on the 60 scenes other than the 40 its settings were chosen on, 0.662 / 0.410
+        and 0.579 / 0.389. Where the image is flat, the map is left as it is.
     batch_size : int
         Patches per classifier call.
     weights : path, optional

@@ -84,8 +84,9 @@ def refine(cell_values: np.ndarray, cell_weights: np.ndarray, luminance_padded: 
 # 40 layered scenes of the quality benchmark (BSDS500 val, default options): near-boundary MAE
 # 0.678 -> 0.612 px, textured 0.424 -> 0.402 px; on the other 60 scenes 0.658 -> 0.578 and
 # 0.396 -> 0.370. With the retrained classifier (photos downscaled by 4) SNAP_REFERENCE was
-# re-chosen on the same 40 scenes (0.25 -> 0.35: near-boundary 0.627 -> 0.616 px); over all 100
-# the snap then takes it from 0.687 (off) to 0.594 px, on the other 60 from 0.663 to 0.579.
+# re-chosen on the same 40 scenes (0.25 -> 0.35: near-boundary 0.627 -> 0.616 px; 0.687 off);
+# over all 100 the snap then takes it from 0.672 (off) to 0.594 px, on the other 60 from 0.662
+# to 0.579 (benchmarks/quality.py --sections scenes --limit 40 / 100, --snap 0 / 10).
 # With the true side of every pixel instead of this evidence the same snap
 # reaches 0.44 px: the evidence, not the plateau values, is what limits it. Tried and not
 # better: wider windows (14-20 px), 1x1 or 5x5 evidence windows, snapping along the map's
