@@ -16,7 +16,7 @@ def _cmd_train(args) -> int:
     generate_dataset(cache, n_train=args.train_patches, n_val=args.val_patches, seed=args.seed,
                      workers=args.workers, log=log)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, width_mult=args.width,
-                      seed=args.seed, threads=args.threads)
+                      seed=args.seed, threads=args.threads, init=args.init or "")
     train(cache, Path(args.run), cfg, log=log)
     if args.export:
         finalize(cache, Path(args.run), Path(args.export), Path(args.docs) if args.docs else None, log=log)
@@ -296,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2, help="processes generating patches")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
+    p.add_argument("--init", default=None, help="fine-tune from these .safetensors weights instead of a "
+                                                "random initialisation")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("estimate", help="defocus maps of images",

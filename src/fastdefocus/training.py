@@ -6,6 +6,7 @@ epoch; flips and 90-degree rotations are applied on the fly.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -18,7 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .blur import DEFAULT_LEVELS, disc_blur, gaussian_blur, level_bins, level_position
+from .blur import DEFAULT_LEVELS, level_bins, level_position
+from .camera import LUMA, PSF_NAMES, CameraConfig, psf_kernel, psf_margin, render
 from .classify import expected_sigma_raw
 from .scenes import dead_leaves
 
@@ -29,7 +31,7 @@ GENERATOR_SHARDS = 8
 #: A sharp patch whose contrast-scaled standard deviation (intensity in [0, 1]) is
 #: below this carries almost no blur information ("flat").
 FLAT_STD = 0.02
-KIND_NAMES = ("gaussian", "disc", "mixed")
+KIND_NAMES = PSF_NAMES
 
 
 def data_root() -> Path:
@@ -63,79 +65,78 @@ SOURCE_DOWNSCALE = 4
 LEAVES_SUPERSAMPLE = 4
 
 
-def load_gray_source(path: Path, factor: int = SOURCE_DOWNSCALE) -> np.ndarray:
-    """Grayscale in [0, 1], downscaled by ``factor`` with area averaging (hides the photo's own
-    softness)."""
-    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+def load_source(path: Path, factor: int = SOURCE_DOWNSCALE) -> np.ndarray:
+    """A sharp photo as sRGB float32 (H, W, 3) in [0, 1], downscaled by ``factor`` with area
+    averaging (hides the photo's own softness)."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise OSError(f"cannot read image {path}")
-    h, w = img.shape
-    return cv2.resize(img, (max(1, w // factor), max(1, h // factor)),
-                      interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+    h, w = img.shape[:2]
+    img = cv2.resize(img, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(img[..., ::-1]).astype(np.float32) / 255.0
 
 
 @dataclass(frozen=True)
 class GeneratorConfig:
     levels: tuple = tuple(DEFAULT_LEVELS)
-    kind_probs: tuple = (0.6, 0.2, 0.2)  # gaussian, disc, mixed
-    noise_stds: tuple = (0.0, 0.0, 0.002, 0.005, 0.01, 0.02)
-    jpeg_prob: float = 0.5
+    camera: CameraConfig = CameraConfig()
     dead_leaves_prob: float = 0.35
-
-
-def blur_crop(crop: np.ndarray, sigma: float, kind: int, rng: np.random.Generator) -> np.ndarray:
-    """Blur a crop with a kernel of equivalent Gaussian sigma ``sigma``."""
-    if sigma <= 0:
-        return crop.copy()
-    if kind == 0 or 2 * sigma < 1.0:  # a disc under 1 px radius is not resolvable: Gaussian
-        return gaussian_blur(crop, sigma)
-    if kind == 1:
-        return disc_blur(crop, sigma)
-    # mixed: Gaussian then disc; variances add under convolution
-    frac = rng.uniform(0.2, 0.8)
-    sg, sd = sigma * math.sqrt(frac), sigma * math.sqrt(1 - frac)
-    if 2 * sd < 1.0:
-        sg, sd = sigma, 0.0
-    out = gaussian_blur(crop, sg)
-    return out if sd == 0.0 else disc_blur(out, sd)
+    #: scene contrast and offset, applied to the sharp source (sRGB)
+    contrast: tuple = (0.35, 1.1)
 
 
 def crop_margin(sigma: float) -> int:
-    """Pixels blurred around a patch before it is cut out: beyond 3 sigma + 3 px a Gaussian's
-    weight is under 0.3%, and a disc of equivalent sigma has radius 2 sigma."""
+    """Pixels blurred around a Gaussian-blurred patch before it is cut out: beyond 3 sigma + 3 px
+    a Gaussian's weight is under 0.3%, and a disc of equivalent sigma has radius 2 sigma."""
     return int(math.ceil(3 * sigma)) + 3
 
 
-def make_patch(source: np.ndarray, level: int, cfg: GeneratorConfig, bins: np.ndarray,
+#: Largest crop a patch needs, in source pixels at SOURCE_DOWNSCALE: every photo must hold it.
+def largest_crop(levels) -> int:
+    return PATCH + 2 * crop_margin(float(level_bins(np.asarray(levels))[-1]))
+
+
+def make_patch(sources: tuple, level: int, cfg: GeneratorConfig, bins: np.ndarray,
                rng: np.random.Generator) -> tuple[np.ndarray, float, int, float]:
-    """One training patch: (uint8 32x32, sigma, kind, texture) from a sharp source."""
+    """One training patch: (uint8 32x32, sigma, PSF shape index, texture).
+
+    ``sources`` is the sharp sRGB source at the training scale and, or None, the same source at
+    twice that resolution (a photo the user downscaled by 2 after the camera). The label is
+    the lens blur sigma at the training scale; the camera of :mod:`camera` acts after the lens.
+    """
     lo, hi = bins[level], bins[level + 1]
     sigma = rng.uniform(lo, hi) if level == 0 else math.exp(rng.uniform(math.log(lo), math.log(hi)))
-    kind = int(rng.choice(3, p=cfg.kind_probs))
-    margin = crop_margin(sigma)
-    size = PATCH + 2 * margin
-    h, w = source.shape
+    cam = cfg.camera
+    psf = int(rng.choice(len(PSF_NAMES), p=cam.psf_probs))
+    scale = 2 if sources[1] is not None and rng.uniform() < cam.downscale_prob else 1
+    source = sources[scale - 1]
+    kernel = psf_kernel(PSF_NAMES[psf], sigma * scale, rng)
+    h, w = source.shape[:2]
+    # the kernel's full reach where the source holds it; at the top of the range on the smallest
+    # sources, at least the Gaussian's 3 sigma + 3 px (the rest of the reach is reflected)
+    margin = min(psf_margin(sigma * scale, kernel),
+                 max(crop_margin(sigma * scale), (min(h, w) - PATCH * scale) // 2))
+    margin += margin % scale
+    size = PATCH * scale + 2 * margin
     if h < size or w < size:
+        if scale == 2:  # this source is too small at twice the scale: render it at the training scale
+            return make_patch((sources[0], None), level, cfg, bins, rng)
         raise ValueError(f"source of {w}x{h} px is smaller than the {size}-px crop sigma {sigma:.2f} needs")
     y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
-    crop = np.ascontiguousarray(source[y:y + size, x:x + size])
+    crop = source[y:y + size, x:x + size]
     if rng.uniform() < 0.5:
-        crop = crop[:, ::-1].copy()
-    blurred = blur_crop(crop, sigma, kind, rng)
-    # camera: contrast, gamma, noise, quantisation, JPEG -- after the blur
-    contrast = rng.uniform(0.35, 1.1)
-    mean = float(blurred.mean())
-    out = mean + contrast * (blurred - mean) + rng.uniform(-0.1, 0.1)
-    out = np.clip(out, 0, 1) ** rng.uniform(0.75, 1.35)
-    noise = cfg.noise_stds[int(rng.integers(len(cfg.noise_stds)))]
-    if noise > 0:
-        out = out + rng.normal(0, noise, out.shape).astype(np.float32)
-    out8 = np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
-    if rng.uniform() < cfg.jpeg_prob:
-        ok, buf = cv2.imencode(".jpg", out8, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(55, 96))])
-        out8 = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
-    texture = contrast * float(crop[margin:margin + PATCH, margin:margin + PATCH].std())
-    return out8[margin:margin + PATCH, margin:margin + PATCH], sigma, kind, texture
+        crop = crop[:, ::-1]
+    contrast = rng.uniform(*cfg.contrast)
+    mean = float(crop.mean())
+    crop = np.clip(mean + contrast * (crop - mean) + rng.uniform(-0.1, 0.1), 0.0, 1.0).astype(np.float32)
+    luma = crop @ np.asarray(LUMA, np.float32)
+    texture = float(luma[margin:margin + PATCH * scale, margin:margin + PATCH * scale].std())
+    lum8 = render(crop, sigma * scale, kernel, cam, rng)
+    if scale > 1:
+        lum8 = cv2.resize(lum8.astype(np.float32), (size // scale, size // scale), interpolation=cv2.INTER_AREA)
+        lum8 = np.clip(lum8 + 0.5, 0, 255).astype(np.uint8)
+        margin //= scale
+    return np.ascontiguousarray(lum8[margin:margin + PATCH, margin:margin + PATCH]), sigma, psf, texture
 
 
 def _generate_shard(args) -> dict:
@@ -144,9 +145,9 @@ def _generate_shard(args) -> dict:
     levels = np.asarray(cfg.levels)
     bins = level_bins(levels)
     rng = np.random.default_rng([seed, shard, 0 if split == "train" else 1])
-    photos = [load_gray_source(Path(p)) for p in photo_paths]
+    photos = [(load_source(Path(p)), load_source(Path(p), SOURCE_DOWNSCALE // 2)) for p in photo_paths]
     leaves_rng = np.random.default_rng([seed, 7, 0 if split == "train" else 1, shard])
-    leaves = [dead_leaves(leaves_rng, supersample=LEAVES_SUPERSAMPLE) for _ in range(n_leaves)]
+    leaves = [(dead_leaves(leaves_rng, colour=True, supersample=LEAVES_SUPERSAMPLE), None) for _ in range(n_leaves)]
     n_src = len(photos) + len(leaves)
     patches = np.lib.format.open_memmap(out_dir / f"{split}_patches.npy", mode="r+")
     meta = np.lib.format.open_memmap(out_dir / f"{split}_meta.npy", mode="r+")
@@ -191,10 +192,10 @@ def generate_dataset(out_dir: Path, n_train: int = 600_000, n_val: int = 30_000,
             log(f"using cached patches in {out_dir}")
             return summary
     root = data_root()
-    largest = PATCH + 2 * crop_margin(float(level_bins(np.asarray(GeneratorConfig().levels))[-1]))
+    largest = largest_crop(GeneratorConfig().levels)
     photos, too_small = [], []
     for p in photo_sources(root):  # every photo must hold the crop of the largest sigma
-        (photos if min(load_gray_source(p).shape) >= largest else too_small).append(p)
+        (photos if min(load_source(p).shape[:2]) >= largest else too_small).append(p)
     if too_small:
         log(f"{len(too_small)} photos are smaller than {largest} px once downscaled by {SOURCE_DOWNSCALE}; "
             f"not used: {', '.join(p.name for p in too_small)}")
@@ -228,8 +229,8 @@ def generate_dataset(out_dir: Path, n_train: int = 600_000, n_val: int = 30_000,
         "levels": list(GeneratorConfig().levels), "flat_std": FLAT_STD,
         "train_photos": len(train_photos), "val_photos": len(val_photos),
         "val_photo_names": [Path(p).name for p in val_photos],
-        "kinds": dict(zip(KIND_NAMES, GeneratorConfig().kind_probs)),
-        "noise_stds": list(GeneratorConfig().noise_stds), "jpeg_prob": GeneratorConfig().jpeg_prob,
+        "kinds": dict(zip(KIND_NAMES, GeneratorConfig().camera.psf_probs)),
+        "camera": dataclasses.asdict(GeneratorConfig().camera), "contrast": list(GeneratorConfig().contrast),
         "dead_leaves_prob": GeneratorConfig().dead_leaves_prob,
         "source_downscale": SOURCE_DOWNSCALE, "leaves_supersample": LEAVES_SUPERSAMPLE,
         "seconds": round(time.time() - t0, 1),
@@ -283,6 +284,9 @@ class TrainConfig:
     std_floor: float = 0.02
     seed: int = 0
     threads: int = 0  # 0: all cores
+    #: start from these weights (a .safetensors file of the same architecture) instead of a
+    #: random initialisation: fine-tuning on new data at a fraction of the cost of a full run
+    init: str = ""
 
 
 def train(cache_dir: Path, run_dir: Path, cfg: TrainConfig, log=print) -> Path:
@@ -308,6 +312,10 @@ def train(cache_dir: Path, run_dir: Path, cfg: TrainConfig, log=print) -> Path:
     total_steps = steps_per_epoch * cfg.epochs
 
     model = MobileNetV2(num_classes=len(levels), width_mult=cfg.width_mult).to(device)
+    if cfg.init:
+        from safetensors.torch import load_file
+        model.load_state_dict(load_file(cfg.init))
+        log(f"initialised from {cfg.init}")
     model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps,
@@ -619,6 +627,21 @@ def _fmt_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def _camera_text(cam: dict | None) -> str:
+    if not cam:
+        return "contrast, gamma, Gaussian noise, 8-bit quantisation and JPEG only (no camera model)."
+    return (f"with probability {cam['camera_prob']}, a Bayer RGGB mosaic, Poisson-Gaussian noise (full well "
+            f"{cam['full_well'][0]:g}-{cam['full_well'][1]:g} photons log-uniform, read noise up to "
+            f"{cam['read_noise'][1]}, exposure {cam['exposure'][0]}-{cam['exposure'][1]}), demosaicing "
+            f"(OpenCV edge-aware 0.6, bilinear 0.4), a tone curve of gamma 1/2.0-1/2.5, and with probability "
+            f"{cam['sharpen_prob']} an unsharp mask (amount {cam['sharpen_amount'][0]}-{cam['sharpen_amount'][1]}, "
+            f"radius {cam['sharpen_radius'][0]}-{cam['sharpen_radius'][1]} px); otherwise an ideal sensor with "
+            f"Gaussian noise up to 0.01. Then 8 bits, colour JPEG (4:2:0) quality "
+            f"{cam['jpeg_quality'][0]}-{cam['jpeg_quality'][1]} with probability {cam['jpeg_prob']}, the "
+            f"estimator's luma; with probability {cam['downscale_prob']} all of it at twice the size, "
+            f"area-downscaled by 2 at the end (a photo the user downscaled).")
+
+
 def model_card(meta: dict) -> str:
     d, t, m = meta["data"], meta["training"], meta["metrics_heldout"]
     tex_all = m["textured"][-1]
@@ -649,12 +672,13 @@ Synthetic, generated by `fastdefocus.training.generate_dataset` (seed {d['seed']
   (BSDS500 train and the SR test sets of the shared data, downscaled by {d.get('source_downscale', 2)} with area averaging; BSDS500 val is
   not used at all, it is kept for evaluating the estimator), plus procedural dead-leaves images (probability
   {d['dead_leaves_prob']}; different seeds for training and validation; rendered {d.get('leaves_supersample', 1)}x finer and area-averaged down).
-- Blur: level drawn uniformly, sigma drawn continuously across the level's bin (log-uniform), applied to the whole
-  crop before the patch is cut from its interior. Kernels: {', '.join(f'{k} {v}' for k, v in d['kinds'].items())}
-  (disc of radius R labelled sigma R/2; mixed = Gaussian then disc with variances adding). The Gaussian is the
-  discrete Gaussian whose variance is exactly sigma^2.
-- Camera after the blur: contrast 0.35-1.1 and offset, gamma 0.75-1.35, Gaussian noise std from
-  {d['noise_stds']} (intensity units), 8-bit quantisation, JPEG quality 55-95 with probability {d['jpeg_prob']}.
+- Blur: level drawn uniformly, sigma drawn continuously across the level's bin (log-uniform), applied in linear
+  light (sRGB^2.2) to the whole colour crop before the patch is cut from its interior. Lens PSF shapes:
+  {', '.join(f'{k} {v}' for k, v in d['kinds'].items())}; each is scaled so that its second moment gives the drawn
+  sigma (sigma^2 = (var_x + var_y) / 2: a uniform disc of radius R is sigma R/2). The Gaussian is the discrete
+  Gaussian whose variance is exactly sigma^2.
+- Scene before the lens: contrast {d.get('contrast', [0.35, 1.1])} and offset +-0.1 (sRGB).
+- Camera after the lens (`fastdefocus.camera`; the label stays the lens blur): {_camera_text(d.get('camera'))}
 - Flat patches (contrast-scaled std of the sharp patch < {d['flat_std']}) are kept out of training and
   measured separately. Training patches get a random flip/90-degree rotation every epoch.
 
