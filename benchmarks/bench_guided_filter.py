@@ -1,6 +1,6 @@
 """Benchmark: native guided filter vs OpenCV (ximgproc) vs the NumPy reference.
 
-Times ``fastdefocus.filters.guided_filter`` (public API, validation included)
+Times ``fastdefocus.stages.filters.guided_filter`` (public API, validation included)
 on a 1920x1080 float32 image with a gray guide at radius 4, 8, 16 and 32,
 eps 1e-3 (best of N runs), against ``cv2.ximgproc.guidedFilter`` and the
 float64 NumPy reference in the same process, and prints a Markdown table.
@@ -61,8 +61,8 @@ def main(argv=None) -> int:
     # read by the native kernels on every call
     os.environ["FASTDEFOCUS_NUM_THREADS"] = str(args.threads)
     from fastdefocus import _native
-    from fastdefocus._reference import guided_filter_ref
-    from fastdefocus.filters import guided_filter
+    from fastdefocus.testing.reference import guided_filter_ref
+    from fastdefocus.stages.filters import guided_filter
 
     try:
         import cv2

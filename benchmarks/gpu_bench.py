@@ -103,14 +103,14 @@ def _maxerr(a, b):
 
 
 def check_kernels(cuda):
-    from fastdefocus import filters as cpu
-    from fastdefocus.blur import gaussian_blur
-    from fastdefocus.ingest import to_luminance
+    from fastdefocus.stages import filters as cpu
+    from fastdefocus.stages.blur import gaussian_blur
+    from fastdefocus.stages.ingest import to_luminance
     from fastdefocus.kernels import filters as kf
     from fastdefocus.kernels import patches as kp
     from fastdefocus.kernels import stages as ks
-    from fastdefocus.refine import pad_to, resize
-    from fastdefocus.splat import AGREEMENT_TAU, SPLAT_LIFT, patch_statistics, sharpness_maps, splat, tent_sum
+    from fastdefocus.stages.refine import pad_to, resize
+    from fastdefocus.stages.splat import AGREEMENT_TAU, SPLAT_LIFT, patch_statistics, sharpness_maps, splat, tent_sum
 
     rng = np.random.default_rng(0)
     out = {}
@@ -241,7 +241,7 @@ def time_kernels(est, shape, repeats=None):
 
     ks, kp, kf = pipe.ks, pipe.kp, pipe.kf
     p, s = est.patch_size, est.stride
-    from fastdefocus.splat import AGREEMENT_TAU, SPLAT_LIFT
+    from fastdefocus.stages.splat import AGREEMENT_TAU, SPLAT_LIFT
     for _ in range(repeats):
         timed("luminance", lambda: ks.luminance(d_img, out=b.lum, stream=stream))
         timed("statistics", lambda: (ks.pad_reflect(b.source, *geo.full, out=b.padded, stream=stream),
@@ -324,7 +324,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from fastdefocus import DefocusEstimator
-    from fastdefocus.backends import _unavailable
+    from fastdefocus.backends.cuda import _unavailable
     from fastdefocus.estimator import gpu_available
     from fastdefocus.kernels._compat import import_cuda
 

@@ -55,8 +55,8 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=40, help="layered scenes")
     args = ap.parse_args(argv)
 
-    from fastdefocus.benchmarking import add_quality_arguments, run_quality
-    from fastdefocus.training import TrainConfig, finalize, train
+    from fastdefocus.eval.quality import add_quality_arguments, run_quality
+    from fastdefocus.train.training import TrainConfig, finalize, train
 
     results = {}
     for name in ("gaussian", "all kernels"):

@@ -24,6 +24,7 @@ import time
 import numpy as np
 
 import fastdefocus
+from fastdefocus.cli.options import add_estimator_arguments, config_from_args
 from fastdefocus.scenes import blur_by_map, dead_leaves, layered_sigma_map
 
 
@@ -54,20 +55,21 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=5000)
     ap.add_argument("--width", type=int, default=320)
     ap.add_argument("--height", type=int, default=240)
-    ap.add_argument("--stride", type=int, default=8)
     ap.add_argument("--distinct", type=int, default=7, help="distinct scenes cycled through")
     ap.add_argument("--warmup", type=int, default=None, help="frames before the baseline (default frames/10, >= 50)")
     ap.add_argument("--sample-every", type=int, default=None, help="frames between RSS samples (default frames/100)")
     ap.add_argument("--max-growth", type=float, default=5.0, help="percent; more fails the run")
+    add_estimator_arguments(ap, device="cpu")
     args = ap.parse_args(argv)
+    config = config_from_args(args)
     if args.frames < 2:
         ap.error("--frames must be >= 2")
     warmup = min(args.warmup if args.warmup is not None else max(50, args.frames // 10), args.frames - 1)
     every = max(1, args.sample_every if args.sample_every is not None else args.frames // 100)
 
     scenes = make_frames(args.distinct, args.height, args.width)
-    est = fastdefocus.DefocusEstimator(device="cpu", stride=args.stride)
-    print(f"soak: {args.frames} frames of {args.width}x{args.height}, stride {args.stride}, "
+    est = fastdefocus.DefocusEstimator(config)
+    print(f"soak: {args.frames} frames of {args.width}x{args.height}, stride {config.stride}, "
           f"backend {est.backend}; warm-up {warmup} frames, RSS every {every} frames", flush=True)
 
     def frames():
@@ -98,7 +100,7 @@ def main(argv=None) -> int:
     slope = float(np.polyfit(xs, ys, 1)[0]) * 1000 if len(after) >= 3 else float("nan")
 
     last_frame = scenes[(args.frames - 1) % len(scenes)]
-    fresh = fastdefocus.DefocusEstimator(device="cpu", stride=args.stride)
+    fresh = fastdefocus.DefocusEstimator(config)
     identical = all(np.array_equal(alone.sigma, last.sigma) and np.array_equal(alone.confidence, last.confidence)
                     for alone in (est.estimate(last_frame), fresh.estimate(last_frame)))
 

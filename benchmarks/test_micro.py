@@ -12,12 +12,12 @@ import pytest
 pytest.importorskip("pytest_benchmark", reason="pip install pytest-benchmark (the bench extra)")
 
 import fastdefocus  # noqa: E402
-from fastdefocus import filters  # noqa: E402
-from fastdefocus._reference import guided_filter_ref  # noqa: E402
-from fastdefocus.blur import gaussian_blur  # noqa: E402
-from fastdefocus.ingest import to_luminance  # noqa: E402
-from fastdefocus.refine import refine  # noqa: E402
-from fastdefocus.splat import splat  # noqa: E402
+from fastdefocus.stages import filters  # noqa: E402
+from fastdefocus.testing.reference import guided_filter_ref  # noqa: E402
+from fastdefocus.stages.blur import gaussian_blur  # noqa: E402
+from fastdefocus.stages.ingest import to_luminance  # noqa: E402
+from fastdefocus.stages.refine import refine  # noqa: E402
+from fastdefocus.stages.splat import splat  # noqa: E402
 
 H, W = 480, 640
 

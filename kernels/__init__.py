@@ -2,7 +2,7 @@
 
 Numba CUDA kernels on device arrays (anything with ``__cuda_array_interface__``:
 CuPy arrays, torch CUDA tensors, Numba device arrays), with the semantics and
-borders of the CPU kernels in :mod:`fastdefocus.filters`:
+borders of the CPU kernels in :mod:`fastdefocus.stages.filters`:
 
 - :mod:`.filters`: ``box_filter``, ``guided_filter``, ``guided_coefficients``,
   ``iterative_guided_filter``;
@@ -12,5 +12,5 @@ borders of the CPU kernels in :mod:`fastdefocus.filters`:
   (``np.row_stack`` for numba-cuda under numpy >= 2.5).
 
 This module imports nothing heavy: Numba is loaded only when a submodule is
-imported (``fastdefocus.filters`` does so on the first device array).
+imported (``fastdefocus.stages.filters`` does so on the first device array).
 """

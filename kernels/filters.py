@@ -1,7 +1,7 @@
 """Box filter and (weighted, iterative) guided filter as Numba CUDA kernels.
 
-Same semantics as :mod:`fastdefocus.filters` (the C++ kernels) and
-:mod:`fastdefocus._reference`: reflect-101 borders, repeated for windows larger
+Same semantics as :mod:`fastdefocus.stages.filters` (the C++ kernels) and
+:mod:`fastdefocus.testing.reference`: reflect-101 borders, repeated for windows larger
 than the image, sums in double precision, cost per pixel independent of the
 radius.
 
@@ -344,7 +344,7 @@ def guided_coefficients(src, guide, radius: int, eps: float, weights=None, out=N
                         stream=0, work=None):
     """``(A, B) = (box(a), box(b))`` of the (weighted) guided filter on the GPU.
 
-    Same definition as :func:`fastdefocus.filters.guided_coefficients`
+    Same definition as :func:`fastdefocus.stages.filters.guided_coefficients`
     (``w_e = w + 1e-6``); returns two float32 device arrays of shape (H, W)
     (``out``, a pair of them, if given). ``stream``: the CUDA stream to launch on;
     ``work``: a :class:`GuidedWork` to reuse.
@@ -372,7 +372,7 @@ def _work_for(work, h, wd, r, stream):
 def guided_filter(src, guide, radius: int, eps: float, weights=None, out=None, stream=0):
     """(Weighted) guided filter ``q = box(a) I + box(b)`` on the GPU.
 
-    Same semantics as :func:`fastdefocus.filters.guided_filter`; returns a
+    Same semantics as :func:`fastdefocus.stages.filters.guided_filter`; returns a
     float32 device array of shape (H, W) (``out`` if given).
     """
     return iterative_guided_filter(src, guide, radius, eps, weights, 1, out=out, stream=stream)

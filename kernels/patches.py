@@ -1,6 +1,6 @@
 """Patch extraction with per-patch normalisation as a Numba CUDA kernel.
 
-Same grid, borders and normalisation as :func:`fastdefocus.filters.extract_patches`:
+Same grid, borders and normalisation as :func:`fastdefocus.stages.filters.extract_patches`:
 ``ny = ceil(max(H - size, 0) / stride) + 1`` rows of patches (``nx`` likewise),
 the image reflect-101 padded (repeated) at the bottom and right, and each patch
 optionally mapped to ``(p - mean) / max(std, std_floor)`` with its population

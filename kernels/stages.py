@@ -1,24 +1,24 @@
 """The estimator's stages as Numba CUDA kernels (the GPU pipeline of
-:mod:`fastdefocus.gpu`), with the semantics of the CPU stages they mirror:
+:mod:`fastdefocus.cuda_pipeline`), with the semantics of the CPU stages they mirror:
 
-- :func:`luminance`: :func:`fastdefocus.ingest.to_luminance` (Rec. 601 luma in
+- :func:`luminance`: :func:`fastdefocus.stages.ingest.to_luminance` (Rec. 601 luma in
   float32, uint8 / uint16 / float input, clipped to [0, 1]);
 - :func:`separable_filter` / :func:`gaussian_blur`:
-  :func:`fastdefocus.blur.gaussian_blur` (discrete Gaussian, reflect-101);
-- :func:`pad_reflect`: :func:`fastdefocus.refine.pad_to`;
+  :func:`fastdefocus.stages.blur.gaussian_blur` (discrete Gaussian, reflect-101);
+- :func:`pad_reflect`: :func:`fastdefocus.stages.refine.pad_to`;
 - :func:`patch_statistics`: the agreement half of
-  :func:`fastdefocus.splat.patch_statistics` (its texture half, the patch
+  :func:`fastdefocus.stages.splat.patch_statistics` (its texture half, the patch
   standard deviation, comes from :func:`fastdefocus.kernels.patches.extract_patches`)
-  and :func:`fastdefocus.splat.sharpness_maps`, from one pass over the image;
+  and :func:`fastdefocus.stages.splat.sharpness_maps`, from one pass over the image;
 - :func:`patch_outputs`: calibrated expected sigma, confidence and splat weight
-  per patch (:mod:`fastdefocus.classify` and the estimator);
-- :func:`splat`: :func:`fastdefocus.splat.splat` and ``tent_sum`` (one thread
+  per patch (:mod:`fastdefocus.stages.classify` and the estimator);
+- :func:`splat`: :func:`fastdefocus.stages.splat.splat` and ``tent_sum`` (one thread
   per cell gathering its covering patches, no atomics);
 - :func:`resize_linear`, :func:`area_guide`, :func:`upsample_apply`: the
-  resizes of :func:`fastdefocus.refine.refine` (OpenCV's INTER_LINEAR and
+  resizes of :func:`fastdefocus.stages.refine.refine` (OpenCV's INTER_LINEAR and
   integer-factor INTER_AREA) and its guided upsampling, fused with the crop,
   clip and confidence map of the estimator;
-- :func:`snap_boundaries`: :func:`fastdefocus.refine.snap_boundaries` (the boundary
+- :func:`snap_boundaries`: :func:`fastdefocus.stages.refine.snap_boundaries` (the boundary
   snap after the upsampling), with :class:`SnapWork` holding its scratch planes;
 - :func:`blend`: temporal smoothing of a stream.
 
@@ -169,8 +169,8 @@ def separable_filter(src, taps: np.ndarray, out=None, scratch=None, stream=0):
 
 
 def gaussian_blur(src, sigma: float, out=None, scratch=None, stream=0):
-    """:func:`fastdefocus.blur.gaussian_blur` on the GPU (sigma > 0)."""
-    from fastdefocus.blur import gaussian_kernel1d
+    """:func:`fastdefocus.stages.blur.gaussian_blur` on the GPU (sigma > 0)."""
+    from fastdefocus.stages.blur import gaussian_kernel1d
 
     if not sigma > 0:
         raise ValueError(f"gaussian_blur: sigma must be > 0, got {sigma!r}")
@@ -203,7 +203,7 @@ def pad_reflect(src, height: int, width: int, out=None, stream=0):
 # the values and their squares, the squared neighbour differences inside it (of the image
 # and of its 1-px blur), and those across its right and bottom edges. A window's sums are
 # then the sums over its base cells, plus the edge terms between its own cells only:
-# exactly the window sums of fastdefocus.splat, each pixel read about once in all.
+# exactly the window sums of fastdefocus.stages.splat, each pixel read about once in all.
 _S1, _S2, _FINE, _COARSE, _FINE_R, _COARSE_R, _FINE_D, _COARSE_D = range(8)
 
 
@@ -324,14 +324,14 @@ def patch_statistics(padded, coarse, grid, patch: int, stride: int, flat_std: fl
     """The splat's statistics of every patch and cell, from one pass over the image:
 
     - ``agreement`` (ny * nx,): how well each patch's half-patch windows agree on sharpness
-      (:func:`fastdefocus.splat.patch_statistics`);
+      (:func:`fastdefocus.stages.splat.patch_statistics`);
     - ``patch_sharp`` (ny * nx,) and ``cell_sharp`` (the stride cells): log sharpness of
-      each patch and cell (:func:`fastdefocus.splat.sharpness_maps`).
+      each patch and cell (:func:`fastdefocus.stages.splat.sharpness_maps`).
 
     ``padded``: the source padded to the grid; ``coarse``: it blurred by a 1-px Gaussian;
     ``scratch``: a dict keeping the base-cell buffer between calls. Returns the three
     float32 device arrays."""
-    from fastdefocus.splat import SHARPNESS_FLOOR, window_offsets
+    from fastdefocus.stages.splat import SHARPNESS_FLOOR, window_offsets
 
     ny, nx = grid
     k = patch // stride
@@ -494,9 +494,9 @@ def _splat(values, weights, conf, ny, nx, tent, eps, lift, lift_max, match, patc
 def splat(values, weights, conf, grid, patch: int, stride: int, cell_values=None, cell_weights=None,
           cell_conf=None, eps: float = 1e-6, lift: float = 0.0, sharpness=None, match_tau=None, stream=0):
     """Per-patch (ny * nx,) values, weights and confidences onto the (ny + k - 1, nx + k - 1)
-    cells (:func:`fastdefocus.splat.splat`, and the tent mean of the confidence).
+    cells (:func:`fastdefocus.stages.splat.splat`, and the tent mean of the confidence).
     ``sharpness``: (patch sharpness (ny * nx,), cell sharpness (cells)) for the cell match."""
-    from fastdefocus.splat import LIFT_EXP_MAX, MATCH_TAU, tent_weights
+    from fastdefocus.stages.splat import LIFT_EXP_MAX, MATCH_TAU, tent_weights
 
     ny, nx = grid
     k = patch // stride
@@ -746,9 +746,9 @@ class SnapWork:
 
 
 def snap_boundaries(sigma, lum, radius: int, out=None, work=None, stream=0):
-    """:func:`fastdefocus.refine.snap_boundaries` on the GPU: ``sigma`` and ``lum`` float32
+    """:func:`fastdefocus.stages.refine.snap_boundaries` on the GPU: ``sigma`` and ``lum`` float32
     (H, W) device arrays; ``out`` must not be ``sigma`` (the snap reads its neighbours)."""
-    from fastdefocus import refine as cpu
+    from fastdefocus.stages import snap as cpu
 
     h, w = sigma.shape
     if out is None:

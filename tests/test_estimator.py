@@ -200,8 +200,8 @@ def test_blurred_side_of_a_focus_boundary(monkeypatch):
     plain mean with four-quadrant agreement and no match, which straddling patches pull
     towards sharp."""
     import fastdefocus.estimator as est_module
-    import fastdefocus.splat as splat_module
-    from fastdefocus.evaluation import boundary_mask, textured_mask
+    import fastdefocus.stages.splat as splat_module
+    from fastdefocus.metrics.defocus import boundary_mask, textured_mask
 
     sharp = dead_leaves(np.random.default_rng(0), size=256)
     yy, xx = np.mgrid[:256, :256]

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 
 import fastdefocus
-from fastdefocus import imageio
-from fastdefocus.classify import ModelFileError, load_model_info
-from fastdefocus.cli import main
+from fastdefocus.io import images as imageio
+from fastdefocus.stages.classify import ModelFileError, load_model_info
+from fastdefocus.cli.main import main
 from fastdefocus.estimator import default_max_pixels
-from fastdefocus.imageio import read_image, write_atomic
-from fastdefocus.ingest import MAX_PIXELS, check_image
+from fastdefocus.io.images import read_image, write_atomic
+from fastdefocus.stages.ingest import MAX_PIXELS, check_image
 
 SRC = Path(fastdefocus.__file__).resolve().parent
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fastdefocus.applications import add_commands
-from fastdefocus.imageio import read_image, write_image
+from fastdefocus.apps._applications import add_commands
+from fastdefocus.io.images import read_image, write_image
 from fastdefocus.scenes import blur_by_map, demo_scene
 
 SIZE = (240, 320)

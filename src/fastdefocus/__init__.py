@@ -10,14 +10,37 @@ confidence-weighted guided filter refines the patch map into a dense map.
 >>> result.sigma.shape == image.shape[:2]         # doctest: +SKIP
 True
 """
-from .applications import enhance, fuse, magnify
-from .estimator import DefocusEstimator, DefocusResult, estimate
-from .filters import box_filter, extract_patches, guided_coefficients, guided_filter, iterative_guided_filter
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
-__version__ = "0.1.0"
+try:
+    __version__ = _version("fastdefocus")  # one place: pyproject.toml's [project] version
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0+unknown"
 
-__all__ = [
-    "DefocusEstimator", "DefocusResult", "estimate",
-    "magnify", "enhance", "fuse",
-    "box_filter", "guided_filter", "guided_coefficients", "iterative_guided_filter", "extract_patches",
-]
+#: Public names and the modules that define them, imported on first use: ``import fastdefocus``
+#: loads nothing heavy, and ``estimate`` loads only the product's layers (no cli, eval, train,
+#: torch or numba).
+_EXPORTS = {
+    "DefocusEstimator": "fastdefocus.estimator", "estimate": "fastdefocus.estimator",
+    "DefocusResult": "fastdefocus.result", "EstimatorConfig": "fastdefocus.config",
+    "magnify": "fastdefocus.apps", "enhance": "fastdefocus.apps", "fuse": "fastdefocus.apps",
+    "box_filter": "fastdefocus.stages.filters", "guided_filter": "fastdefocus.stages.filters",
+    "guided_coefficients": "fastdefocus.stages.filters",
+    "iterative_guided_filter": "fastdefocus.stages.filters", "extract_patches": "fastdefocus.stages.filters",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'fastdefocus' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

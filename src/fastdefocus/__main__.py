@@ -1,7 +1,7 @@
 """``python -m fastdefocus ...``: the same as the ``fastdefocus`` command."""
 import sys
 
-from .cli import main
+from fastdefocus.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -4,128 +4,28 @@ Stages (see docs/ARCHITECTURE.md): ingest -> patches -> classify -> splat -> ref
 """
 from __future__ import annotations
 
-import math
-import numbers
 import os
-import queue
 import threading
 import time
-import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
-import cv2
 import numpy as np
 
-from .blur import gaussian_blur
-from .classify import (PatchClassifier, apply_calibration, confidence_from_probs, expected_sigma_raw,
-                       load_model_info)
-from .filters import extract_patches
-from .ingest import check_max_pixels, check_pixel_count, to_luminance
-from .refine import SNAP_RADIUS, pad_to, refine, resize, snap_boundaries
-from .splat import SPLAT_LIFT, energy_tables, patch_statistics, sharpness_maps, splat, tent_sum
-
-#: Classifier runtimes on the CPU and on a CUDA device ("cpu" there: ONNX Runtime on the host).
-CPU_BACKENDS = ("auto", "onnxruntime", "torch")
-GPU_BACKENDS = ("tensorrt", "compile", "eager", "cpu")
-
-
-def gpu_available(simulator: bool = False) -> bool:
-    """True if an NVIDIA driver is present and Numba's CUDA target sees a GPU. Cheap on
-    machines without a driver (Numba is not imported there). Numba's CUDA simulator
-    (NUMBA_ENABLE_CUDASIM=1) counts only with ``simulator=True``: "auto" never picks it,
-    an explicit device="cuda" may (the tests)."""
-    import ctypes.util
-    import importlib.util
-
-    if importlib.util.find_spec("numba") is None:
-        return False
-    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
-        if not simulator:
-            return False
-    elif ctypes.util.find_library("cuda") is None:
-        return False
-    try:
-        from .kernels._compat import import_cuda
-        return bool(import_cuda().is_available())
-    except Exception:  # noqa: BLE001 - a broken CUDA install means: no GPU
-        return False
-
-
-@dataclass
-class DefocusResult:
-    """A defocus map and its confidence.
-
-    Attributes
-    ----------
-    sigma : float32 (H, W)
-        Gaussian blur sigma in pixels of the input image (0 = in focus).
-    confidence : float32 (H, W)
-        How much to trust ``sigma`` at each pixel, in [0, 1] (low on flat, textureless areas).
-    sigma_max : float
-        The largest sigma the model can report (its top level's bin edge), for fixed-scale views.
-    timings : dict
-        Seconds spent in each stage.
-    """
-    sigma: np.ndarray
-    confidence: np.ndarray
-    sigma_max: float
-    timings: dict = field(default_factory=dict)
-
-    @property
-    def shape(self):
-        return self.sigma.shape
-
-    def normalized(self, vmax: float | None = None) -> np.ndarray:
-        """sigma / vmax clipped to [0, 1] (float32); ``vmax`` defaults to the model's range,
-        a fixed scale, so maps of different images stay comparable."""
-        vmax = self.sigma_max if vmax is None else float(vmax)
-        if not vmax > 0:
-            raise ValueError(f"vmax must be > 0, got {vmax}")
-        return np.clip(self.sigma / vmax, 0.0, 1.0).astype(np.float32)
-
-    def in_focus(self, threshold: float = 1.0) -> np.ndarray:
-        """Boolean mask of pixels whose sigma is at most ``threshold`` px."""
-        return self.sigma <= float(threshold)
-
-    def colorize(self, vmax: float | None = None, colormap: int = cv2.COLORMAP_VIRIDIS) -> np.ndarray:
-        """RGB uint8 picture of the map (dark = sharp, bright = blurred) on a fixed scale."""
-        gray = (self.normalized(vmax) * 255 + 0.5).astype(np.uint8)
-        return cv2.cvtColor(cv2.applyColorMap(gray, colormap), cv2.COLOR_BGR2RGB)
-
-    def sharpness(self) -> float:
-        """One score for the whole image in (0, 1]: 1 / (1 + s10), where s10 is the
-        confidence-weighted 10th percentile of sigma (how sharp the sharpest tenth is).
-        1.0 means perfectly in focus somewhere; 0.5 means its sharpest part has sigma 1 px."""
-        weights = self.confidence.ravel().astype(np.float64)
-        values = self.sigma.ravel().astype(np.float64)
-        if weights.sum() <= 1e-9:
-            weights = np.ones_like(weights)
-        order = np.argsort(values, kind="stable")
-        cum = np.cumsum(weights[order])
-        s10 = values[order][np.searchsorted(cum, 0.1 * cum[-1])]
-        return float(1.0 / (1.0 + max(s10, 0.0)))
-
-
-def _check_int(name: str, value, low: int, allowed=None) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r} (type {type(value).__name__})")
-    value = int(value)
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
-    if allowed is not None and value not in allowed:
-        raise ValueError(f"{name} must be one of {sorted(allowed)}, got {value}")
-    return value
-
-
-def _check_float(name: str, value, low: float, inclusive: bool = True) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise TypeError(f"{name} must be a finite number, got {value!r}")
-    value = float(value)
-    if value < low or (not inclusive and value == low):
-        raise ValueError(f"{name} must be {'>=' if inclusive else '>'} {low}, got {value}")
-    return value
+from fastdefocus._params import SPLAT_LIFT
+from fastdefocus._validate import check_float, check_int
+from fastdefocus.backends import gpu_available
+from fastdefocus.backends.cpu import PatchClassifier
+from fastdefocus.config import EstimatorConfig
+from fastdefocus.io.video import prefetched, video_frames
+from fastdefocus.result import DefocusResult
+from fastdefocus.stages.blur import gaussian_blur
+from fastdefocus.stages.classify import apply_calibration, confidence_from_probs, expected_sigma_raw, load_model_info
+from fastdefocus.stages.filters import extract_patches
+from fastdefocus.stages.ingest import check_pixel_count, to_luminance
+from fastdefocus.stages.refine import pad_to, refine, resize
+from fastdefocus.stages.snap import snap_boundaries
+from fastdefocus.stages.splat import energy_tables, patch_statistics, sharpness_maps, splat, tent_sum
 
 
 #: Working memory that the default pixel limit allows one estimate, in bytes.
@@ -145,11 +45,17 @@ class DefocusEstimator:
 
     Parameters
     ----------
+    config : EstimatorConfig, optional
+        All options at once (:class:`fastdefocus.config.EstimatorConfig`, which holds every
+        default); keyword options below override its fields. ``est.config`` is what is in use.
     device : {"auto", "cpu", "cuda"}
-        Where the classifier runs. "auto" picks the CPU (the GPU pipeline is a separate path).
-    backend : {"auto", "onnxruntime", "torch"}
+        Where the estimator runs. "auto" takes a CUDA GPU when one is usable (an NVIDIA driver
+        and Numba's CUDA target; never the CUDA simulator) and the backend allows it, else the
+        CPU. On "cuda" every stage runs as a CUDA kernel (:mod:`fastdefocus.cuda_pipeline`).
+    backend : {"auto", "onnxruntime", "torch", "tensorrt", "compile", "eager", "cpu"}
         Classifier runtime. "auto" picks ONNX Runtime on the CPU (the fastest measured there)
-        and torch on CUDA. ``est.backend`` says which one runs.
+        and the best available of tensorrt, compile, eager, cpu on CUDA. ``est.backend`` says
+        which one runs.
     stride : int
         Patch grid step in pixels; must divide the patch size (32): 1, 2, 4, 8, 16 or 32.
         Smaller is finer and slower (patches grow as 1 / stride^2).
@@ -173,7 +79,7 @@ class DefocusEstimator:
         val, textured / near-boundary MAE without the snap: 0.397 / 0.633 px at 0, 0.407 /
         0.666 at 1, 0.415 / 0.684 at 3).
     snap : int
-        Half-width (px) of the boundary snap (:func:`fastdefocus.refine.snap_boundaries`,
+        Half-width (px) of the boundary snap (:func:`fastdefocus.stages.refine.snap_boundaries`,
         default 10): inside the ramp a 32-px patch leaves at a focus boundary, each pixel is
         put back on the side its own fine-scale sharpness matches. Layered scenes (100
         photos of BSDS500 val, ``benchmarks/quality.py --sections scenes``), near-boundary /
@@ -191,47 +97,37 @@ class DefocusEstimator:
         stride 1). None: no limit.
     """
 
-    def __init__(self, device: str = "auto", backend: str = "auto", stride: int = 8, sigma0: float = 0.0,
-                 radius: float = 4.0, eps: float = 1e-3, iterations: int = 1, snap: int = SNAP_RADIUS,
-                 batch_size: int = 1024,
-                 weights: str | os.PathLike | None = None, max_pixels: int | str | None = "auto"):
-        if device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-        if backend not in CPU_BACKENDS + GPU_BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(CPU_BACKENDS + GPU_BACKENDS)}, got {backend!r}")
+    def __init__(self, config: EstimatorConfig | None = None, **options):
+        if config is None:
+            config = EstimatorConfig(**options)
+        elif not isinstance(config, EstimatorConfig):
+            raise TypeError(f"config must be an EstimatorConfig (options go by keyword, e.g. "
+                            f"DefocusEstimator(device='cpu')), got {config!r}")
+        elif options:
+            config = config.replace(**options)
+        device, backend = config.device, config.backend
         if device == "auto":
             device = "cuda" if gpu_available() and backend not in ("onnxruntime", "torch") else "cpu"
-        if device == "cpu" and backend in GPU_BACKENDS[:-1]:
-            raise ValueError(f"backend {backend!r} runs on a CUDA device; on the CPU use 'auto', "
-                             "'onnxruntime' or 'torch'")
-        if device == "cuda" and backend == "onnxruntime":
-            raise ValueError("backend 'onnxruntime' is the CPU runtime; on a CUDA device use 'auto', "
-                             "'tensorrt', 'compile', 'eager' or 'cpu' (ONNX Runtime on the host)")
-        self.info = load_model_info(weights)
+            config = config.replace(device=device)  # checks the backend against the device it resolved to
+        self.info = load_model_info(config.weights)
         self.patch_size = self.info.patch_size
         divisors = {d for d in range(1, self.patch_size + 1) if self.patch_size % d == 0}
-        self.stride = _check_int("stride", stride, 1, divisors)
-        self.sigma0 = _check_float("sigma0", sigma0, 0.0)
-        self.radius = _check_float("radius", radius, 1.0)
-        self.eps = _check_float("eps", eps, 0.0, inclusive=False)
-        self.iterations = _check_int("iterations", iterations, 0)
-        self.snap = _check_int("snap", snap, 0)
-        self.batch_size = _check_int("batch_size", batch_size, 1)
-        if isinstance(max_pixels, str):
-            if max_pixels != "auto":
-                raise ValueError(f"max_pixels must be 'auto', None or an integer >= 1, got {max_pixels!r}")
-            self.max_pixels = default_max_pixels(self.patch_size, self.stride)
-        else:
-            self.max_pixels = check_max_pixels(max_pixels)
-        self.flat_std = float(self.info.metadata["data"].get("flat_std", 0.02))
-        self.sigma_max = float(self.info.calibration[-1, 1])
+        check_int("stride", config.stride, 1, divisors)
+        if config.max_pixels == "auto":
+            config = config.replace(max_pixels=default_max_pixels(self.patch_size, config.stride))
+        #: The options in use, validated (``device`` and ``max_pixels`` resolved).
+        self.config = config
+        self.stride, self.sigma0, self.radius, self.eps = config.stride, config.sigma0, config.radius, config.eps
+        self.iterations, self.snap, self.batch_size = config.iterations, config.snap, config.batch_size
+        self.max_pixels = config.max_pixels
+        self.flat_std, self.sigma_max = self.info.flat_std, self.info.sigma_max
         self._gpu = None
         if device == "cuda":
             if not gpu_available(simulator=True):
                 raise RuntimeError("device='cuda' needs an NVIDIA GPU with Numba's CUDA target "
                                    "(pip install 'fastdefocus[gpu]'); none was found: use device='cpu'")
-            from .gpu import GpuPipeline
-            self._gpu = GpuPipeline(self, backend={"torch": "eager"}.get(backend, backend))
+            from fastdefocus.cuda_pipeline import GpuPipeline
+            self._gpu = GpuPipeline(self.config, self.info, backend={"torch": "eager"}.get(backend, backend))
             self.classifier = None
         else:
             self.classifier = PatchClassifier(self.info, device="cpu", backend=backend,
@@ -348,20 +244,20 @@ class DefocusEstimator:
             upload of frame k+1, the work on frame k and the download of frame k-1 overlapping
             on separate CUDA streams. Either way memory stays bounded: the reader waits.
         """
-        smoothing = _check_float("smoothing", smoothing, 0.0)
+        smoothing = check_float("smoothing", smoothing, 0.0)
         if smoothing >= 1.0:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
-        prefetch = _check_int("prefetch", prefetch, 1)
+        prefetch = check_int("prefetch", prefetch, 1)
         if isinstance(frames, (str, os.PathLike)):
-            frames = _video_frames(Path(frames))
+            frames = video_frames(Path(frames))
         elif not hasattr(frames, "__iter__"):
             raise TypeError(f"frames must be an iterable of images or a video path, got {type(frames).__name__}")
         if self._gpu is not None:
-            yield from self._gpu.stream(_prefetched(frames, prefetch), smoothing=smoothing, depth=prefetch)
+            yield from self._gpu.stream(prefetched(frames, prefetch), smoothing=smoothing, depth=prefetch)
             return
         first_shape = None
         previous = None
-        for index, frame in enumerate(_prefetched(frames, prefetch)):
+        for index, frame in enumerate(prefetched(frames, prefetch)):
             lum = to_luminance(frame, name=f"frame {index}", max_pixels=self.max_pixels)
             if first_shape is None:
                 first_shape = lum.shape
@@ -373,69 +269,6 @@ class DefocusEstimator:
                 result.sigma = (smoothing * previous + (1.0 - smoothing) * result.sigma).astype(np.float32)
             previous = result.sigma
             yield result
-
-
-_END = object()
-
-
-def _prefetched(frames, depth: int) -> Iterator:
-    """Iterate ``frames`` in a reader thread, at most ``depth`` items ahead; the reader's
-    exceptions are raised here, in order. Closing the iterator stops the reader."""
-    items = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def reader():
-        try:
-            for item in frames:
-                while not stop.is_set():
-                    try:
-                        items.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            items.put((_END, None))
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer
-            items.put((_END, e))
-
-    thread = threading.Thread(target=reader, name="fastdefocus-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item, error = items.get()
-            if item is _END:
-                if error is not None:
-                    raise error
-                return
-            yield item
-    finally:
-        stop.set()
-        thread.join(timeout=1.0)
-
-
-def _video_frames(path: Path) -> Iterator[np.ndarray]:
-    if not path.exists():
-        raise FileNotFoundError(f"video not found: {path}")
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise ValueError(f"cannot open video {path}: not a video file OpenCV can read")
-    try:
-        expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)  # container's count; 0 if unknown
-        count = 0
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            count += 1
-            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        if count == 0:
-            raise ValueError(f"video {path} has no readable frames (corrupt or empty)")
-        if expected > 0 and count < expected:  # containers often only estimate their count: warn
-            warnings.warn(f"video {path} ended after {count} of the {expected} frames its header "
-                          "announces: the file may be truncated or corrupt", RuntimeWarning, stacklevel=2)
-    finally:
-        cap.release()
 
 
 def estimate(image, **options) -> DefocusResult:

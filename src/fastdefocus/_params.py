@@ -1,0 +1,103 @@
+"""Tuned constants of the estimator, each defined once with the measurement behind it.
+
+Every stage (the CPU stages, the CUDA kernels in ``fastdefocus.kernels``, the native C++ code
+through its arguments) reads these; no module keeps its own copy. Options a user may change
+(stride, radius, eps, ...) are not here: they are the fields of :class:`fastdefocus.config.EstimatorConfig`.
+"""
+from __future__ import annotations
+
+# --------------------------------------------------------------------------- ingest
+
+#: Rec. 601 luma weights of R, G, B (the luminance every stage works on).
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+# --------------------------------------------------------------------------- patches
+
+#: A patch whose standard deviation (intensity in [0, 1]) is below this carries almost no blur
+#: information ("flat"): training keeps such patches out, the estimator gives them low weight,
+#: and per-patch normalisation divides by at least this (``std_floor``). The shipped model
+#: stores the value it was trained with (``data.flat_std`` / ``input.std_floor``); this is the
+#: default for models that do not.
+FLAT_STD = 0.02
+
+# --------------------------------------------------------------------------- splat
+
+#: Soft-max strength of the splat, per px of sigma (see :func:`splat`). A patch that
+#: straddles a focus boundary looks as sharp as its sharp side, so among the patches
+#: covering a cell the higher values are the more trustworthy ones near a boundary;
+#: exp(lift * value) favours them. Chosen on 25 layered scenes from BSDS500 val (with
+#: the 9-window agreement, tau 0.2): textured / near-boundary MAE 0.437 / 0.689 px at
+#: 0, 0.428 / 0.676 at 0.5, 0.432 / 0.678 at 0.7, 0.441 / 0.686 at 1.0 (guided-filter
+#: refinement). With bilinear refinement (iterations 0): 0.416 / 0.644 at 0.5, 0.417 / 0.631
+#: at 1.0, 0.422 / 0.630 at 1.5; with the cell match too (MATCH_TAU 0.2): 0.407 / 0.622 at
+#: 0.5, 0.412 / 0.619 at 1.0, 0.419 / 0.623 at 1.5.
+SPLAT_LIFT = 1.0
+
+#: Cap of the lift exponent (no overflow whatever the values).
+LIFT_EXP_MAX = 80.0
+
+#: Log sharpness excess of a patch over a cell at which the patch's weight in that cell falls
+#: to 1/e (see :func:`splat` and :func:`sharpness_maps`). Chosen on 25 layered scenes from
+#: BSDS500 val with SPLAT_LIFT 1.0 and bilinear refinement (textured / near-boundary MAE,
+#: px): 0.417 / 0.631 without the match, 0.415 / 0.623 at 0.1, 0.412 / 0.619 at 0.2.
+MATCH_TAU = 0.2
+
+#: Floor added to the gradient energy sums before their log ratio (luminance^2 units): flat
+#: windows read as blurred (ratio 1), so they do not veto sharp patches by noise.
+SHARPNESS_FLOOR = 1e-6
+
+#: Log sharpness ratio between a patch's windows at which its weight falls to 1/e. Chosen on
+#: 25 layered scenes from BSDS500 val (near-boundary MAE, px). Four quadrants, before the
+#: window sums were kept inside their windows: 0.714 without agreement, 0.705 at log(2),
+#: 0.691 at log(1.5), 0.684 at log(1.25). Nine windows (with the soft-max splat,
+#: SPLAT_LIFT 0.5): 0.679 at 0.15, 0.676 at 0.2, 0.690 at 0.3.
+AGREEMENT_TAU = 0.2
+
+# --------------------------------------------------------------------------- refine
+
+#: Radius (px of the input) and regularisation of the last guided filter whose coefficients
+#: are upsampled to full resolution (guided upsampling, He and Sun 2015).
+UPSAMPLE_RADIUS = 4.0
+UPSAMPLE_EPS = 1e-2
+#: Added to every confidence weight of the weighted guided filter (w_e = w + floor), so a
+#: window of zero weight still has a defined mean; the same value in cpp/filters.cpp
+#: (tested equal: tests/test_params.py).
+WEIGHT_FLOOR = 1e-6
+#: Sigma (px) of the extra blur whose removed gradient energy is the sharpness evidence of
+#: the splat's cell match and of the boundary snap.
+SHARPNESS_BLUR = 1.0
+
+# --------------------------------------------------------------------------- boundary snap
+#
+# A 32-px patch near a focus boundary sees both sides, so the splatted map turns a sharp
+# step of sigma into a ramp some 20 px wide. Inside such a ramp each pixel is put back on
+# one side, from evidence at its own scale: how much gradient energy a further 1-px blur
+# removes in its 3 x 3 neighbourhood (``SNAP_EVIDENCE``: about 0 where the image is already
+# blurred, strongly negative where it is sharp). The settings below were chosen on the first
+# 40 layered scenes of the quality benchmark (BSDS500 val, default options): near-boundary MAE
+# 0.678 -> 0.612 px, textured 0.424 -> 0.402 px; on the other 60 scenes 0.658 -> 0.578 and
+# 0.396 -> 0.370. With the retrained classifier (photos downscaled by 4) SNAP_REFERENCE was
+# re-chosen on the same 40 scenes (0.25 -> 0.35: near-boundary 0.627 -> 0.616 px; 0.687 off);
+# over all 100 the snap then takes it from 0.672 (off) to 0.594 px, on the other 60 from 0.662
+# to 0.579 (benchmarks/quality.py --sections scenes --limit 40 / 100, --snap 0 / 10).
+# With the true side of every pixel instead of this evidence the same snap
+# reaches 0.44 px: the evidence, not the plateau values, is what limits it. Tried and not
+# better: wider windows (14-20 px), 1x1 or 5x5 evidence windows, snapping along the map's
+# gradient, an energy-weighted or dilated evidence, hard (0/1) sides, a second pass.
+
+#: Half-width (px) of the window whose minimum and maximum of the map are the two sides.
+SNAP_RADIUS = 10
+#: Smallest max - min of the map in that window (px) for a pixel to be snapped.
+SNAP_MIN_SPAN = 0.3
+#: Pixels in the outer share of [min, max] on each side are that side's references; the
+#: pixels within SNAP_BAND of either end are left as they are.
+SNAP_REFERENCE = 0.35
+SNAP_BAND = 0.1
+#: Extra half-width of the window the references are averaged over.
+SNAP_REFERENCE_MARGIN = 4
+#: Gradient-energy floor of the evidence (luminance^2 per pixel pair).
+SNAP_ENERGY_FLOOR = 1e-4
+#: Least share of each side's reference pixels in the window, and least evidence contrast
+#: between the sides, for a pixel to be snapped.
+SNAP_MIN_SHARE = 0.02
+SNAP_MIN_CONTRAST = 0.05

@@ -1,0 +1,88 @@
+"""CPU classifier runtimes: ONNX Runtime (the default) and eager torch."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from fastdefocus.stages.classify import ModelInfo, load_model_info
+
+
+def load_torch_model(info: ModelInfo | None = None):
+    """The classifier as a torch module (eval mode) with the shipped weights."""
+    from safetensors.torch import load_file
+
+    from fastdefocus.backends.mobilenetv2 import MobileNetV2
+
+    info = info or load_model_info()
+    model = MobileNetV2(num_classes=len(info.levels), width_mult=info.width_mult)
+    model.load_state_dict(load_file(str(info.safetensors_path)))
+    return model.eval()
+
+
+def _onnxruntime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class PatchClassifier:
+    """Runs the classifier on batches of normalised patches through one runtime.
+
+    ``onnxruntime`` (CPU, the default there: it ran these patches about twice as fast as
+    eager torch on 2 cores) or ``torch`` (eager; on CUDA in fp16, channels_last).
+    """
+
+    def __init__(self, info: ModelInfo, device: str = "auto", backend: str = "auto", batch_size: int = 1024):
+        self.info = info
+        self.batch_size = batch_size
+        if device == "cuda":
+            import torch
+            if not torch.cuda.is_available():
+                raise RuntimeError("device='cuda' was requested but torch sees no CUDA device; use device='cpu'")
+        self.device = "cpu" if device == "auto" else device
+        if backend == "auto":
+            backend = "onnxruntime" if self.device == "cpu" and _onnxruntime_available() else "torch"
+        if backend == "onnxruntime":
+            if self.device != "cpu":
+                raise ValueError("backend='onnxruntime' runs on the CPU; use backend='torch' for device='cuda'")
+            import onnxruntime as ort
+            opts = ort.SessionOptions()
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            # the cores this process may use (containers and affinity), not the host's
+            opts.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+                else (os.cpu_count() or 1)
+            opts.inter_op_num_threads = 1
+            self._session = ort.InferenceSession(str(info.onnx_path), sess_options=opts,
+                                                 providers=["CPUExecutionProvider"])
+            self.name = "onnxruntime"
+            self._run = self._run_onnx
+        else:
+            import torch
+            self._torch = torch
+            model = load_torch_model(info).to(self.device).to(memory_format=torch.channels_last)
+            self._half = self.device == "cuda"
+            self._model = model.half() if self._half else model
+            self.name = f"torch-{self.device}"
+            self._run = self._run_torch
+
+    def _run_onnx(self, batch: np.ndarray) -> np.ndarray:
+        return self._session.run(None, {"patches": batch})[0]
+
+    def _run_torch(self, batch: np.ndarray) -> np.ndarray:
+        torch = self._torch
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self.device)
+            x = (x.half() if self._half else x).contiguous(memory_format=torch.channels_last)
+            return torch.softmax(self._model(x).float(), dim=1).cpu().numpy()
+
+    def probabilities(self, patches: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, L) float32 for normalised patches (N, P, P) float32."""
+        n = len(patches)
+        out = np.empty((n, len(self.info.levels)), np.float32)
+        x = patches.reshape(n, 1, patches.shape[-2], patches.shape[-1])
+        for start in range(0, n, self.batch_size):
+            out[start:start + self.batch_size] = self._run(x[start:start + self.batch_size])
+        return out

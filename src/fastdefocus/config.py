@@ -1,0 +1,94 @@
+"""One frozen configuration of the estimator: every option, its default and its check.
+
+A parameter enters once (the command line through :func:`fastdefocus.cli.options.config_from_args`,
+the Python constructor, or another language's options generated from or tested against this
+class), becomes an :class:`EstimatorConfig`, and flows unchanged to the CPU stages, the CUDA
+pipeline and its kernels. No other module keeps its own copy of a default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+from fastdefocus._params import SNAP_RADIUS
+from fastdefocus._validate import check_float, check_int, check_max_pixels
+
+#: Where the classifier runs.
+DEVICES = ("auto", "cpu", "cuda")
+#: Classifier runtimes on the CPU ("auto": ONNX Runtime) ...
+CPU_BACKENDS = ("auto", "onnxruntime", "torch")
+#: ... and on a CUDA device, best first ("cpu" there: ONNX Runtime on the host).
+GPU_BACKENDS = ("tensorrt", "compile", "eager", "cpu")
+BACKENDS = CPU_BACKENDS + GPU_BACKENDS
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    """Options of :class:`fastdefocus.DefocusEstimator`, validated on construction.
+
+    The field docs (``metadata["help"]``) are also the command line's help texts.
+    """
+    device: str = field(default="auto", metadata={
+        "help": "where the estimator runs; 'auto' takes a CUDA GPU when one is usable, else the CPU",
+        "choices": DEVICES})
+    backend: str = field(default="auto", metadata={
+        "help": "classifier runtime: onnxruntime / torch on the CPU; tensorrt / compile / eager / cpu on a "
+                "CUDA device ('auto': the fastest available)", "choices": BACKENDS})
+    stride: int = field(default=8, metadata={
+        "help": "patch grid step in px; divides the patch size (32): 1, 2, 4, 8, 16 or 32"})
+    sigma0: float = field(default=0.0, metadata={
+        "help": "noise pre-filter sigma in px (0: off); the estimate is corrected for it in quadrature"})
+    radius: float = field(default=4.0, metadata={"help": "refinement guided-filter radius in px of the input"})
+    eps: float = field(default=1e-3, metadata={"help": "refinement guided-filter regularisation (luminance^2)"})
+    iterations: int = field(default=1, metadata={
+        "help": "weighted guided-filter passes on the working grid (0: bilinear interpolation only)"})
+    snap: int = field(default=SNAP_RADIUS, metadata={
+        "help": "boundary snap half-width in px (0: off)"})
+    batch_size: int = field(default=1024, metadata={"help": "patches per classifier call"})
+    weights: str | None = field(default=None, metadata={
+        "help": "model folder (blur_classifier.json + files; None: the shipped model)"})
+    max_pixels: int | str | None = field(default="auto", metadata={
+        "help": "largest image (H x W px) accepted: 'auto' (what fits in about 8 GiB at this stride), "
+                "an integer, or None (no limit)"})
+
+    def __post_init__(self):
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.device == "cpu" and self.backend in GPU_BACKENDS[:-1]:
+            raise ValueError(f"backend {self.backend!r} runs on a CUDA device; on the CPU use 'auto', "
+                             "'onnxruntime' or 'torch'")
+        if self.device == "cuda" and self.backend == "onnxruntime":
+            raise ValueError("backend 'onnxruntime' is the CPU runtime; on a CUDA device use 'auto', "
+                             "'tensorrt', 'compile', 'eager' or 'cpu' (ONNX Runtime on the host)")
+        set_ = object.__setattr__  # frozen: normalise the types once, here
+        set_(self, "stride", check_int("stride", self.stride, 1))
+        set_(self, "sigma0", check_float("sigma0", self.sigma0, 0.0))
+        set_(self, "radius", check_float("radius", self.radius, 1.0))
+        set_(self, "eps", check_float("eps", self.eps, 0.0, inclusive=False))
+        set_(self, "iterations", check_int("iterations", self.iterations, 0))
+        set_(self, "snap", check_int("snap", self.snap, 0))
+        set_(self, "batch_size", check_int("batch_size", self.batch_size, 1))
+        if self.weights is not None:
+            if not isinstance(self.weights, (str, os.PathLike)):
+                raise TypeError(f"weights must be a folder path or None, got {self.weights!r}")
+            set_(self, "weights", os.fspath(self.weights))
+        if isinstance(self.max_pixels, str):
+            if self.max_pixels != "auto":
+                raise ValueError(f"max_pixels must be 'auto', None or an integer >= 1, got {self.max_pixels!r}")
+        else:
+            set_(self, "max_pixels", check_max_pixels(self.max_pixels))
+
+    def replace(self, **changes) -> "EstimatorConfig":
+        """A copy with some options changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def fields(cls) -> tuple:
+        return dataclasses.fields(cls)
+
+    def options(self) -> dict:
+        """The options as keyword arguments of :class:`fastdefocus.DefocusEstimator`."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

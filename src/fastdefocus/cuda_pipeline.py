@@ -1,0 +1,358 @@
+"""The GPU pipeline: the estimator's stages on a CUDA device, frame after frame.
+
+Every stage runs as a Numba CUDA kernel of :mod:`fastdefocus.kernels` on device
+arrays, with the semantics of the CPU stages (tests compare them under Numba's
+CUDA simulator): luminance from the raw uploaded frame (uint8 RGB is 3 bytes a
+pixel over PCIe), optional pre-filter, patch extraction with per-patch
+normalisation written straight into the classifier backend's fp16 input batch
+(chunks of at most ``max_batch`` patches, so a 4K frame fits in memory), the
+patches' texture and quadrant agreement, calibrated sigma and confidence per
+patch, splat onto the stride cells, the confidence-weighted iterative guided
+filter on the working grid, and guided upsampling fused with the crop and clip.
+
+Buffers are allocated once per frame geometry and reused. :meth:`GpuPipeline.stream`
+overlaps, for frames of one size, the upload of frame k+1 (own CUDA stream,
+pinned host buffers), the work on frame k and the download of frame k-1, with at
+most ``depth`` frames in flight (back-pressure on the producer).
+"""
+from __future__ import annotations
+
+import collections
+import math
+import time
+
+import numpy as np
+
+from fastdefocus._params import AGREEMENT_TAU, SPLAT_LIFT, UPSAMPLE_EPS, UPSAMPLE_RADIUS
+from fastdefocus._validate import check_image
+from fastdefocus.stages.refine import working_scale
+
+#: Largest classifier batch (patches per call); a 1080p frame at stride 8 (32,400
+#: patches) is one call, a 4K frame four.
+MAX_BATCH = 32768
+#: Batches are rounded up to a multiple of this (static shapes for compile / TensorRT).
+BATCH_QUANTUM = 256
+
+
+class _Geometry:
+    """Sizes of one frame shape at one stride."""
+
+    def __init__(self, h, w, patch, stride):
+        from fastdefocus.kernels.patches import patch_grid
+
+        self.h, self.w = h, w
+        self.grid = patch_grid((h, w), patch, stride)
+        ny, nx = self.grid
+        self.n = ny * nx
+        k = patch // stride
+        self.cells = (ny + k - 1, nx + k - 1)
+        self.full = (self.cells[0] * stride, self.cells[1] * stride)
+        self.scale = working_scale(stride)
+        self.work = (self.full[0] // self.scale, self.full[1] // self.scale)
+
+
+class _Buffers:
+    """Device buffers of one frame geometry (allocated once, reused by every frame)."""
+
+    def __init__(self, cuda, geo: _Geometry, prefilter: bool, snap: bool = False):
+        f32 = np.float32
+        d = cuda.device_array
+        self.lum = d((geo.h, geo.w), f32)
+        self.source = d((geo.h, geo.w), f32) if prefilter else self.lum
+        self.scratch = d((geo.h, geo.w), f32) if prefilter else None
+        self.padded = d(geo.full, f32)
+        self.coarse = d(geo.full, f32)
+        self.coarse_tmp = d(geo.full, f32)
+        self.std = d(geo.n, f32)
+        self.agreement = d(geo.n, f32)
+        self.sigma_p = d(geo.n, f32)
+        self.conf_p = d(geo.n, f32)
+        self.weight_p = d(geo.n, f32)
+        self.cell_sigma = d(geo.cells, f32)
+        self.cell_weight = d(geo.cells, f32)
+        self.cell_conf = d(geo.cells, f32)
+        self.cell_sharp = d(geo.cells, f32)
+        self.patch_sharp = d(geo.n, f32)
+        self.zero_cells = cuda.to_device(np.zeros(geo.cells, f32))
+        self.guide = d(geo.work, f32)
+        self.values = d(geo.work, f32)
+        self.weights = d(geo.work, f32)
+        self.refined = d(geo.work, f32)
+        self.refined_tmp = d(geo.work, f32)
+        self.coef_a = d(geo.work, f32)
+        self.coef_b = d(geo.work, f32)
+        self.windows: dict = {}
+        self.work_gf = None
+        self.work_up = None
+        # the boundary snap reads the upsampled map's neighbours: it cannot run in place
+        self.unsnapped = d((geo.h, geo.w), f32) if snap else None
+        self.snap_work = None
+
+
+class GpuPipeline:
+    """Defocus maps on a CUDA device; built by :class:`fastdefocus.DefocusEstimator`
+    (``device="cuda"``), which validates the options."""
+
+    def __init__(self, config, info, backend: str = "auto", max_batch: int = MAX_BATCH):
+        from fastdefocus.kernels import filters as kf
+        from fastdefocus.kernels import patches as kp
+        from fastdefocus.kernels import stages as ks
+        from fastdefocus.kernels._compat import import_cuda
+
+        from fastdefocus.kernels._device import SIMULATOR
+
+        self.cuda = import_cuda()
+        # threads per patch block: 128 on a GPU; few under the simulator (a Python thread each)
+        self.patch_threads = 16 if SIMULATOR else 128
+        self.kf, self.kp, self.ks = kf, kp, ks
+        #: the estimator's EstimatorConfig (validated there) and its model
+        self.cfg, self.info = config, info
+        self.patch_size, self.flat_std, self.sigma_max = info.patch_size, info.flat_std, info.sigma_max
+        from fastdefocus.backends.cuda import resolve_backend
+
+        self.max_batch = int(max_batch)
+        self._backends: dict = {}
+        self._buffers: dict = {}
+        self._requested = backend
+        # which backend will run (built, and for compile / TensorRT compiled, on the first frame,
+        # when the batch shape is known); a named backend that cannot run fails here
+        self.backend_name, self.notes = resolve_backend(backend)
+        self._compute = None  # the CUDA stream of the work, made on first use
+
+    def _compute_stream(self):
+        """One compute stream for the pipeline's life: torch's caching allocator keys its
+        blocks by stream, so a new stream per frame would strand the classifier's cached
+        activations (GBs for a full batch) and make it allocate them again every frame."""
+        if self._compute is None:
+            self._compute = self.cuda.stream()
+        return self._compute
+
+    # ------------------------------------------------------------------ set-up
+
+    def _backend_for(self, n_patches: int):
+        from fastdefocus.backends.cuda import make_backend
+
+        batch = min(self.max_batch, -(-n_patches // BATCH_QUANTUM) * BATCH_QUANTUM)
+        backend = self._backends.get(batch)
+        if backend is None:
+            # the first build may still fall back (auto); later ones use what the first got
+            name = self._requested if not self._backends else self.backend_name
+            backend = self._backends[batch] = make_backend(name, self.info, batch)
+            self.backend_name = backend.name
+            self.notes = list(dict.fromkeys(self.notes + backend.notes))
+        return backend
+
+    def _setup(self, h, w):
+        key = (h, w)
+        entry = self._buffers.get(key)
+        if entry is None:
+            geo = _Geometry(h, w, self.patch_size, self.cfg.stride)
+            bufs = _Buffers(self.cuda, geo, self.cfg.sigma0 > 0, self.cfg.snap > 0)
+            entry = self._buffers[key] = (geo, bufs)
+        return entry
+
+    # ------------------------------------------------------------------ one frame
+
+    def run(self, frame_dev, sigma_out, conf_out, stream=0, events=None):
+        """Enqueue one frame (a device array (H, W[, C])) on ``stream``; the map and the
+        confidence land in ``sigma_out`` / ``conf_out`` (float32 (H, W) device arrays).
+        ``events``: a dict that receives CUDA events after each stage (for timing)."""
+        ks, kp, kf = self.ks, self.kp, self.kf
+        h, w = frame_dev.shape[:2]
+        geo, b = self._setup(h, w)
+        p, s = self.patch_size, self.cfg.stride
+
+        def mark(name):
+            if events is not None:
+                try:
+                    ev = self.cuda.event(timing=True)
+                except TypeError:  # the simulator's events take no arguments
+                    ev = self.cuda.event()
+                ev.record(stream)
+                events[name] = ev
+
+        mark("start")
+        ks.luminance(frame_dev, out=b.lum, stream=stream)
+        if self.cfg.sigma0 > 0:
+            ks.gaussian_blur(b.lum, self.cfg.sigma0, out=b.source, scratch=b.scratch, stream=stream)
+        mark("ingest")
+        ks.pad_reflect(b.source, *geo.full, out=b.padded, stream=stream)
+        ks.gaussian_blur(b.padded, 1.0, out=b.coarse, scratch=b.coarse_tmp, stream=stream)
+        ks.patch_statistics(b.padded, b.coarse, geo.grid, p, s, self.flat_std, AGREEMENT_TAU,
+                            agreement=b.agreement, patch_sharp=b.patch_sharp, cell_sharp=b.cell_sharp,
+                            scratch=b.windows, stream=stream)
+        mark("statistics")
+        backend = self._backend_for(geo.n)
+        for first in range(0, geo.n, backend.batch):
+            kp.extract_patches(b.source, p, s, normalize=True, std_floor=self.info.std_floor,
+                               out=backend.input, first=first, std_out=b.std, stream=stream,
+                               threads=self.patch_threads)
+            count = min(backend.batch, geo.n - first)
+            probs = backend.run(count, stream)
+            ks.patch_outputs(probs, first, self.info.levels, self.info.calibration, self.cfg.sigma0, b.std,
+                             b.agreement, self.flat_std, b.sigma_p, b.conf_p, b.weight_p, stream=stream)
+        mark("classify")
+        ks.splat(b.sigma_p, b.weight_p, b.conf_p, geo.grid, p, s, b.cell_sigma, b.cell_weight,
+                 b.cell_conf, lift=SPLAT_LIFT, sharpness=(b.patch_sharp, b.cell_sharp), stream=stream)
+        mark("splat")
+        upsampled = b.unsnapped if self.cfg.snap else sigma_out
+        if self.cfg.iterations == 0:  # no guided filter: the cells interpolated bilinearly
+            ks.upsample_apply(b.zero_cells, b.cell_sigma, b.lum, b.cell_conf, geo.full, self.sigma_max,
+                              sigma_out=upsampled, conf_out=conf_out, stream=stream)
+            mark("upsample")
+            return self._snap(b, sigma_out, stream, mark), conf_out
+        ks.area_guide(b.lum, *geo.work, geo.scale, out=b.guide, stream=stream)
+        ks.resize_linear(b.cell_sigma, *geo.work, b=b.cell_weight, out_a=b.values, out_b=b.weights,
+                         clip_b=True, stream=stream)
+        r_work = max(1, int(round(self.cfg.radius / geo.scale)))
+        if b.work_gf is None:
+            b.work_gf = kf.GuidedWork(*geo.work, r_work)
+        kf.iterative_guided_filter(b.values, b.guide, r_work, self.cfg.eps, weights=b.weights,
+                                   iterations=self.cfg.iterations, out=b.refined, stream=stream,
+                                   work=b.work_gf, scratch=b.refined_tmp)
+        mark("refine")
+        r_up = max(1, int(round(UPSAMPLE_RADIUS / geo.scale)))
+        if b.work_up is None:
+            b.work_up = kf.GuidedWork(*geo.work, r_up)
+        kf.guided_coefficients(b.refined, b.guide, r_up, UPSAMPLE_EPS, out=(b.coef_a, b.coef_b), stream=stream,
+                               work=b.work_up)
+        ks.upsample_apply(b.coef_a, b.coef_b, b.lum, b.cell_conf, geo.full, self.sigma_max,
+                          sigma_out=upsampled, conf_out=conf_out, stream=stream)
+        mark("upsample")
+        return self._snap(b, sigma_out, stream, mark), conf_out
+
+    def _snap(self, b, sigma_out, stream, mark):
+        """The boundary snap from ``b.unsnapped`` into ``sigma_out`` (nothing when it is off)."""
+        if self.cfg.snap:
+            if b.snap_work is None:
+                b.snap_work = self.ks.SnapWork(*b.unsnapped.shape, stream=stream)
+            self.ks.snap_boundaries(b.unsnapped, b.lum, self.cfg.snap, out=sigma_out, work=b.snap_work,
+                                    stream=stream)
+            mark("snap")
+        return sigma_out
+
+    def estimate(self, image):
+        """One host image in, a DefocusResult (host arrays) out; the GPU timings per stage
+        (CUDA events) are in ``result.timings``."""
+        from fastdefocus.result import DefocusResult
+
+        from fastdefocus.stages.filters import _on_device
+
+        cuda = self.cuda
+        t0 = time.perf_counter()
+        stream = self._compute_stream()
+        if _on_device(image):  # a CuPy array / torch CUDA tensor / Numba array: no host round trip
+            frame = self.ks.as_device("estimate", "image", image, ndim=len(image.shape))
+            if len(frame.shape) == 3 and frame.shape[0] in (1, 3, 4) and frame.shape[2] not in (1, 3, 4):
+                raise ValueError(f"device image of shape {tuple(frame.shape)} looks channel-first; "
+                                 "pass (H, W) or (H, W, C)")
+        else:
+            frame = cuda.to_device(_host_frame(image, self.cfg.max_pixels), stream=stream)
+        h, w = frame.shape[:2]
+        sigma = cuda.device_array((h, w), np.float32, stream=stream)
+        conf = cuda.device_array((h, w), np.float32, stream=stream)
+        events: dict = {}
+        self.run(frame, sigma, conf, stream, events)
+        out_sigma, out_conf = sigma.copy_to_host(stream=stream), conf.copy_to_host(stream=stream)
+        stream.synchronize()
+        timings = _event_timings(cuda, events)
+        timings["total"] = time.perf_counter() - t0
+        return DefocusResult(sigma=out_sigma, confidence=out_conf, sigma_max=self.sigma_max,
+                             timings=timings)
+
+    # ------------------------------------------------------------------ streaming
+
+    def stream(self, frames, smoothing: float = 0.0, depth: int = 2):
+        """Results of same-sized host frames, in order, with upload / compute / download
+        overlapped on three CUDA streams and at most ``depth`` frames in flight."""
+        from fastdefocus.result import DefocusResult
+
+        cuda = self.cuda
+        up, compute, down = cuda.stream(), self._compute_stream(), cuda.stream()
+        slots = None
+        pending = collections.deque()
+        state = None
+        first_shape = None
+
+        def finish(entry):
+            index, slot, t_submit = entry
+            slot["downloaded"].synchronize()
+            return DefocusResult(sigma=slot["h_sigma"].copy(), confidence=slot["h_conf"].copy(),
+                                 sigma_max=self.sigma_max,
+                                 timings={"latency": time.perf_counter() - t_submit})
+
+        for index, frame in enumerate(frames):
+            try:
+                arr = _host_frame(frame, self.cfg.max_pixels, name=f"frame {index}")
+                if first_shape is not None and arr.shape[:2] != first_shape[:2]:
+                    raise ValueError(f"frame {index} has size {arr.shape[:2]}, but the stream started with "
+                                     f"{first_shape[:2]}: all frames of a stream must have the same size")
+            except Exception:
+                while pending:  # the frames before the bad one still come out, in order
+                    yield finish(pending.popleft())
+                raise
+            if first_shape is None:
+                first_shape = arr.shape
+                h, w = arr.shape[:2]
+                slots = [_slot(cuda, arr, h, w) for _ in range(max(1, int(depth)))]
+                if smoothing > 0:
+                    state = cuda.device_array((h, w), np.float32)
+            if len(pending) >= len(slots):  # back-pressure: the oldest frame must be out first
+                yield finish(pending.popleft())
+            slot = slots[index % len(slots)]
+            if slot["h_in"].shape != arr.shape or slot["h_in"].dtype != arr.dtype:
+                # same size, another layout (gray after RGB, uint16 after uint8): this slot's
+                # upload buffers follow the frame (the slot is free: its frame is out)
+                slot["h_in"] = cuda.pinned_array(arr.shape, dtype=arr.dtype)
+                slot["d_in"] = cuda.device_array(arr.shape, dtype=arr.dtype)
+            t_submit = time.perf_counter()
+            np.copyto(slot["h_in"], arr)
+            slot["d_in"].copy_to_device(slot["h_in"], stream=up)
+            slot["uploaded"].record(up)
+            slot["uploaded"].wait(compute)
+            self.run(slot["d_in"], slot["d_sigma"], slot["d_conf"], compute)
+            if state is not None:
+                self.ks.blend(state, slot["d_sigma"], smoothing, index == 0, stream=compute)
+            slot["computed"].record(compute)
+            slot["computed"].wait(down)
+            slot["d_sigma"].copy_to_host(slot["h_sigma"], stream=down)
+            slot["d_conf"].copy_to_host(slot["h_conf"], stream=down)
+            slot["downloaded"].record(down)
+            pending.append((index, slot, t_submit))
+        while pending:
+            yield finish(pending.popleft())
+
+
+def _slot(cuda, arr, h, w):
+    return {"h_in": cuda.pinned_array(arr.shape, dtype=arr.dtype),
+            "d_in": cuda.device_array(arr.shape, dtype=arr.dtype),
+            "d_sigma": cuda.device_array((h, w), np.float32),
+            "d_conf": cuda.device_array((h, w), np.float32),
+            "h_sigma": cuda.pinned_array((h, w), dtype=np.float32),
+            "h_conf": cuda.pinned_array((h, w), dtype=np.float32),
+            "uploaded": cuda.event(), "computed": cuda.event(), "downloaded": cuda.event()}
+
+
+def _host_frame(image, max_pixels, name: str = "image") -> np.ndarray:
+    """A validated host frame as uploaded: (H, W) or (H, W, C) of uint8, uint16 or float32;
+    other integer dtypes as uint8, float64 as float32 (the checks of check_image)."""
+    arr = check_image(image, name, max_pixels)
+    if arr.dtype.kind == "f" and arr.dtype != np.float32:
+        arr = arr.astype(np.float32)
+    elif arr.dtype.kind in "iu" and arr.dtype not in (np.uint8, np.uint16):
+        arr = arr.astype(np.uint8)  # check_image guarantees 0-255
+    elif arr.dtype.byteorder == ">":
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return np.ascontiguousarray(arr)
+
+
+def _event_timings(cuda, events: dict) -> dict:
+    """Seconds between consecutive stage events."""
+    names = list(events)
+    out = {}
+    for a, b in zip(names, names[1:]):
+        try:
+            out[b] = cuda.event_elapsed_time(events[a], events[b]) / 1e3
+        except Exception:  # the simulator's events carry no time
+            out[b] = math.nan
+    return out

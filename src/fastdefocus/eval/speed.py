@@ -1,0 +1,331 @@
+"""The CPU speed benchmark: per stage and end to end, with the baselines timed in the same run.
+
+For 640x480 and 1920x1080 frames at stride 8 and 16:
+
+- fastdefocus (the default runtime, ONNX Runtime) end to end, with the time of each stage
+  and the peak resident memory of the process;
+- the same pipeline with eager torch batches (the runtime choice);
+- the official method's structure with every patch through the network on its own
+  (:func:`fastdefocus.eval.peers.official_structure`; its classification is timed on the first
+  ``loop_patches`` patches and extrapolated to all of them, and says so);
+- the guided filter at full resolution (radius 16, eps 1e-3, the plain filter of the
+  official structure): the native kernel, ``cv2.ximgproc.guidedFilter`` (when the
+  OpenCV build has it) and the NumPy float64 reference.
+
+Every configuration runs in a fresh process, so that its peak memory is its own. Times are
+the best of ``repeats`` runs after a warm-up (the machine may be shared); ratios compare
+numbers of this run only. When a CUDA GPU is present, the GPU benchmark
+(``python -m fastdefocus.eval.gpu_bench``) runs as well and its output is included.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fastdefocus.eval._common import emit_report, run_info
+
+SIZES = {"640x480": (480, 640), "1920x1080": (1080, 1920)}
+GF_RADIUS, GF_EPS = 16, 1e-3
+STAGES = ("ingest", "patches", "classify", "splat", "refine")
+
+
+def make_frame(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A synthetic defocused RGB uint8 frame (dead leaves blurred by a layered sigma map)."""
+    import cv2
+
+    from fastdefocus.scenes import blur_by_map, dead_leaves, layered_sigma_map
+    rng = np.random.default_rng(seed)
+    leaves = dead_leaves(rng, size=min(320, max(height, width)), colour=True)  # upscaled: content barely matters
+    sharp = cv2.resize(leaves, (width, height), interpolation=cv2.INTER_LINEAR)
+    blurred = blur_by_map(sharp, layered_sigma_map(height, width, rng))
+    return np.clip(blurred * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def _rss_now() -> int:
+    """Resident set size of this process in bytes (Linux), else 0."""
+    try:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _rss_peak() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def _best(fn, repeats: int):
+    best, out = float("inf"), None
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        value = fn()
+        elapsed = time.perf_counter() - t0
+        if elapsed < best:
+            best, out = elapsed, value
+    return best, out
+
+
+def measure(kind: str, frame_path: str, stride: int, repeats: int, loop_patches: int = 0) -> dict:
+    """One configuration, meant to run in a fresh process (see the module docstring).
+
+    kind: "ours" (default runtime), "torch" (eager torch batches) or "loop" (official
+    structure, one patch at a time)."""
+    import fastdefocus
+    from fastdefocus.eval.peers import official_structure, patch_labels_one_at_a_time
+    from fastdefocus.stages.filters import extract_patches
+    from fastdefocus.stages.ingest import to_luminance
+
+    frame = np.load(frame_path)
+    backend = "torch" if kind == "torch" else "auto"
+    est = fastdefocus.DefocusEstimator(stride=stride, backend=backend)
+    idle = _rss_now()
+    out = {"kind": kind, "backend": est.backend, "stride": stride, "shape": list(frame.shape[:2])}
+    if kind in ("ours", "torch"):
+        est.estimate(frame)  # warm-up
+        seconds, result = _best(lambda: est.estimate(frame), repeats)
+        out.update(seconds=seconds, stages={k: result.timings[k] for k in STAGES})
+        patches, _ = extract_patches(to_luminance(frame), size=est.patch_size, stride=stride)
+        out["patches"] = len(patches)
+    else:
+        stages = {}
+        official_structure(frame, est, timings=stages)  # batched: the same patches and refinement
+        lum = to_luminance(frame)
+        patches, _ = extract_patches(lum, size=est.patch_size, stride=stride, normalize=True,
+                                     std_floor=est.info.std_floor)
+        n = len(patches) if loop_patches <= 0 else min(loop_patches, len(patches))
+        patch_labels_one_at_a_time(patches[:2], est)  # warm-up (loads the model)
+        t0 = time.perf_counter()
+        patch_labels_one_at_a_time(patches[:n], est)
+        classify = (time.perf_counter() - t0) * len(patches) / n
+        out.update(seconds=stages["patches"] + classify + stages["refine"], patches=len(patches),
+                   timed_patches=n, stages={"patches": stages["patches"], "classify": classify,
+                                            "refine": stages["refine"]})
+        try:
+            import torch  # noqa: F401
+            out["backend"] = "torch-cpu, batch of 1"
+        except ImportError:
+            out["backend"] = f"{est.backend}, batch of 1"
+    out["peak_rss"] = _rss_peak()
+    out["peak_above_idle"] = max(out["peak_rss"] - idle, 0)
+    return out
+
+
+_XIMGPROC_TIMER = """
+import sys, time
+import numpy as np, cv2
+guide, src = np.load(sys.argv[1]), np.load(sys.argv[2])
+radius, eps, repeats = int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
+gf = cv2.ximgproc.guidedFilter
+out = gf(guide, src, radius, eps)
+best = float("inf")
+for _ in range(repeats):
+    t0 = time.perf_counter()
+    gf(guide, src, radius, eps)
+    best = min(best, time.perf_counter() - t0)
+np.save(sys.argv[6], out)
+print(best, cv2.__version__)
+"""
+
+#: Where ``--install-ximgproc`` puts a virtual environment with opencv-contrib (cv2.ximgproc):
+#: it cannot share one with opencv-python-headless, which provides ``cv2`` too.
+XIMGPROC_VENV = Path.home() / ".cache" / "fastdefocus" / "ximgproc-venv"
+
+
+def install_ximgproc_venv(folder: Path = XIMGPROC_VENV) -> Path:
+    """Create (once) a virtual environment with numpy and opencv-contrib-python-headless;
+    returns its python."""
+    python = folder / "bin" / "python"
+    if not python.exists():
+        print(f"+ creating {folder} with opencv-contrib-python-headless", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "numpy", "opencv-contrib-python-headless"],
+                       check=True)
+    return python
+
+
+def measure_guided_filter(frame_path: str, repeats: int, reference: bool = True,
+                          ximgproc_python: str | None = None) -> dict:
+    """Guided filter at full resolution (a smoothed luminance, guided by the luminance):
+    native, ``cv2.ximgproc`` (here, or in the interpreter ``ximgproc_python`` when this
+    OpenCV lacks it) and the NumPy reference."""
+    import cv2
+
+    from fastdefocus.testing.reference import guided_filter_ref
+    from fastdefocus.stages.filters import guided_filter
+    from fastdefocus.stages.ingest import to_luminance
+    lum = to_luminance(np.load(frame_path))
+    src = cv2.GaussianBlur(lum, (0, 0), 3)
+    out = {"radius": GF_RADIUS, "eps": GF_EPS, "opencv_ximgproc": None}
+    native = guided_filter(src, lum, GF_RADIUS, GF_EPS)
+    out["native"] = _best(lambda: guided_filter(src, lum, GF_RADIUS, GF_EPS), repeats)[0]
+    ximgproc = getattr(cv2, "ximgproc", None)
+    if ximgproc is not None:
+        other = ximgproc.guidedFilter(lum, src, GF_RADIUS, GF_EPS)
+        out["opencv_ximgproc"] = _best(lambda: ximgproc.guidedFilter(lum, src, GF_RADIUS, GF_EPS), repeats)[0]
+        out["ximgproc_from"] = f"this environment (OpenCV {cv2.__version__})"
+    elif ximgproc_python:
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = [str(Path(tmp) / n) for n in ("guide.npy", "src.npy", "out.npy")]
+            np.save(paths[0], lum)
+            np.save(paths[1], src)
+            done = subprocess.run([ximgproc_python, "-c", _XIMGPROC_TIMER, paths[0], paths[1], str(GF_RADIUS),
+                                   str(GF_EPS), str(repeats), paths[2]], capture_output=True, text=True)
+            if done.returncode == 0:
+                seconds, version = done.stdout.split()
+                out["opencv_ximgproc"] = float(seconds)
+                out["ximgproc_from"] = f"{ximgproc_python} (OpenCV {version})"
+                other = np.load(paths[2])
+            else:
+                out["ximgproc_error"] = done.stderr.strip()[-400:]
+    if out["opencv_ximgproc"] is not None:
+        out["max_abs_diff_vs_ximgproc"] = float(np.abs(other - native).max())
+    out["reference"] = _best(lambda: guided_filter_ref(src, lum, GF_RADIUS, GF_EPS), 1)[0] if reference else None
+    return out
+
+
+def _in_fresh_process(fn, *args):
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def gpu_present() -> bool:
+    try:
+        import torch
+        if torch.cuda.is_available():
+            return True
+    except ImportError:
+        pass
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return False
+    try:
+        return subprocess.run([smi, "-L"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def run_gpu_bench() -> dict:
+    """The GPU benchmark (``python -m fastdefocus.eval.gpu_bench``) in a fresh process."""
+    command = [sys.executable, "-m", "fastdefocus.eval.gpu_bench"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    return {"command": " ".join(command[1:]), "returncode": done.returncode, "output": done.stdout[-20000:],
+            "errors": done.stderr[-4000:]}
+
+
+def _torch_available() -> bool:
+    try:
+        import safetensors  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_speed(options: dict) -> dict:
+    """Run every configuration; returns the numbers (rows, guided filter, ratios, info)."""
+    report = {"info": run_info(), "options": options, "rows": [], "guided_filter": {}}
+    kinds = ["ours"] + (["torch"] if options["torch"] and _torch_available() else []) \
+        + (["loop"] if options["loop"] else [])
+    if options["torch"] and "torch" not in kinds:
+        report["notes"] = ["eager torch baseline skipped: torch and safetensors are not installed "
+                           "(pip install fastdefocus[torch])"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in options["sizes"]:
+            h, w = SIZES[size]
+            frame_path = str(Path(tmp) / f"{size}.npy")
+            np.save(frame_path, make_frame(h, w))
+            report["guided_filter"][size] = _in_fresh_process(measure_guided_filter, frame_path, options["repeats"],
+                                                              options["reference"], options.get("ximgproc_python"))
+            for stride in options["strides"]:
+                for kind in kinds:
+                    print(f"[speed] {size} stride {stride} {kind}", file=sys.stderr, flush=True)
+                    row = _in_fresh_process(measure, kind, frame_path, stride, options["repeats"],
+                                            options["loop_patches"])
+                    row["size"] = size
+                    report["rows"].append(row)
+    if options.get("gpu") and gpu_present():
+        report["gpu"] = run_gpu_bench()
+    return report
+
+
+def _ms(x) -> str:
+    return "n/a" if x is None else f"{1000 * x:.0f}"
+
+
+def speed_markdown(report: dict) -> str:
+    rows = report["rows"]
+    names = {"ours": "fastdefocus", "torch": "fastdefocus, eager torch batches",
+             "loop": "official structure, one patch at a time"}
+    lines = ["| frame | stride | pipeline | classifier | patches | total ms | ingest | patches | classify | splat "
+             "| refine | patches/s | peak RSS MiB (above idle) |",
+             "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        st = r["stages"]
+        total = f"{1000 * r['seconds']:.0f}"
+        if r.get("timed_patches") and r["timed_patches"] < r["patches"]:
+            total += f" (est.: {r['timed_patches']} patches timed)"
+        lines.append(f"| {r['size']} | {r['stride']} | {names[r['kind']]} | {r['backend']} | {r['patches']} | "
+                     f"{total} | {_ms(st.get('ingest'))} | {_ms(st.get('patches'))} | {_ms(st.get('classify'))} | "
+                     f"{_ms(st.get('splat'))} | {_ms(st.get('refine'))} | {r['patches'] / r['seconds']:.0f} | "
+                     f"{r['peak_rss'] / 2**20:.0f} ({r['peak_above_idle'] / 2**20:.0f}) |")
+    lines.append("")
+    by = {(r["size"], r["stride"], r["kind"]): r for r in rows}
+    for (size, stride, kind), r in by.items():
+        if kind != "ours":
+            continue
+        parts = []
+        for other, label in (("torch", "eager torch batches"), ("loop", "one patch at a time")):
+            if (size, stride, other) in by:
+                parts.append(f"{by[(size, stride, other)]['seconds'] / r['seconds']:.1f}x faster than {label}")
+        if parts:
+            lines.append(f"- {size}, stride {stride}: fastdefocus is {' and '.join(parts)}")
+    lines.append("\nGuided filter at full resolution (radius 16, eps 1e-3, float32, gray guide), best of "
+                 f"{report['options']['repeats']} (reference: 1 run):\n")
+    lines.append("| frame | native ms | cv2.ximgproc ms | NumPy reference ms | ximgproc / native | "
+                 "reference / native | max abs diff vs ximgproc |\n|---|---:|---:|---:|---:|---:|---:|")
+    for size, g in report["guided_filter"].items():
+        native, ocv, ref = g["native"], g["opencv_ximgproc"], g["reference"]
+        cells = [f"{1000 * native:.1f}", "n/a" if ocv is None else f"{1000 * ocv:.1f}",
+                 "n/a" if ref is None else f"{1000 * ref:.0f}", "n/a" if ocv is None else f"{ocv / native:.2f}",
+                 "n/a" if ref is None else f"{ref / native:.1f}",
+                 f"{g['max_abs_diff_vs_ximgproc']:.1e}" if "max_abs_diff_vs_ximgproc" in g else "n/a"]
+        lines.append(f"| {size} | " + " | ".join(cells) + " |")
+    sources = {g["ximgproc_from"] for g in report["guided_filter"].values() if "ximgproc_from" in g}
+    if sources:
+        lines.append(f"\ncv2.ximgproc from {', '.join(sorted(sources))}.")
+    errors = {g["ximgproc_error"] for g in report["guided_filter"].values() if "ximgproc_error" in g}
+    if errors:
+        lines.append(f"\ncv2.ximgproc failed: {'; '.join(errors)}")
+    elif any(g["opencv_ximgproc"] is None for g in report["guided_filter"].values()):
+        lines.append("\ncv2.ximgproc is missing from this OpenCV build. It comes with "
+                     "opencv-contrib-python-headless, which replaces the `cv2` of opencv-python-headless, so it "
+                     "lives in its own environment: pass --install-ximgproc (creates one once) or "
+                     "--ximgproc-python PATH to fill that column.")
+    for note in report.get("notes", []):
+        lines.append(f"\n{note}")
+    lines.append("\nEach configuration ran in a fresh process after a warm-up; stage columns in ms from the best "
+                 "run; peak RSS is the process's high-water mark (model, runtime and buffers), above idle is "
+                 "what one estimate added to the loaded model. `est.`: the one-at-a-time classification was "
+                 "timed on the first patches and scaled to all of them.")
+    if "gpu" in report:
+        g = report["gpu"]
+        lines.append("\n### GPU (python -m fastdefocus.eval.gpu_bench)\n\n" + (g.get("output") or g.get("note", "")))
+    return "\n".join(lines)
+
+
+def cmd_speed(args) -> int:
+    """Speed tables: Markdown on stdout; ``args.out`` / ``args.json`` also write files."""
+    report = run_speed(args.speed_options)
+    emit_report("Speed (CPU)", "speed", report, speed_markdown(report), args.out, args.json)
+    return 0

@@ -1,0 +1,62 @@
+"""DefocusResult: a defocus map, its confidence, and the views derived from them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+
+@dataclass
+class DefocusResult:
+    """A defocus map and its confidence.
+
+    Attributes
+    ----------
+    sigma : float32 (H, W)
+        Gaussian blur sigma in pixels of the input image (0 = in focus).
+    confidence : float32 (H, W)
+        How much to trust ``sigma`` at each pixel, in [0, 1] (low on flat, textureless areas).
+    sigma_max : float
+        The largest sigma the model can report (its top level's bin edge), for fixed-scale views.
+    timings : dict
+        Seconds spent in each stage.
+    """
+    sigma: np.ndarray
+    confidence: np.ndarray
+    sigma_max: float
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def shape(self):
+        return self.sigma.shape
+
+    def normalized(self, vmax: float | None = None) -> np.ndarray:
+        """sigma / vmax clipped to [0, 1] (float32); ``vmax`` defaults to the model's range,
+        a fixed scale, so maps of different images stay comparable."""
+        vmax = self.sigma_max if vmax is None else float(vmax)
+        if not vmax > 0:
+            raise ValueError(f"vmax must be > 0, got {vmax}")
+        return np.clip(self.sigma / vmax, 0.0, 1.0).astype(np.float32)
+
+    def in_focus(self, threshold: float = 1.0) -> np.ndarray:
+        """Boolean mask of pixels whose sigma is at most ``threshold`` px."""
+        return self.sigma <= float(threshold)
+
+    def colorize(self, vmax: float | None = None, colormap: int = cv2.COLORMAP_VIRIDIS) -> np.ndarray:
+        """RGB uint8 picture of the map (dark = sharp, bright = blurred) on a fixed scale."""
+        gray = (self.normalized(vmax) * 255 + 0.5).astype(np.uint8)
+        return cv2.cvtColor(cv2.applyColorMap(gray, colormap), cv2.COLOR_BGR2RGB)
+
+    def sharpness(self) -> float:
+        """One score for the whole image in (0, 1]: 1 / (1 + s10), where s10 is the
+        confidence-weighted 10th percentile of sigma (how sharp the sharpest tenth is).
+        1.0 means perfectly in focus somewhere; 0.5 means its sharpest part has sigma 1 px."""
+        weights = self.confidence.ravel().astype(np.float64)
+        values = self.sigma.ravel().astype(np.float64)
+        if weights.sum() <= 1e-9:
+            weights = np.ones_like(weights)
+        order = np.argsort(values, kind="stable")
+        cum = np.cumsum(weights[order])
+        s10 = values[order][np.searchsorted(cum, 0.1 * cum[-1])]
+        return float(1.0 / (1.0 + max(s10, 0.0)))

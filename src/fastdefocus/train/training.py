@@ -1,0 +1,715 @@
+"""Training data and training of the blur-level classifier.
+
+Everything here is deterministic from a seed. Patches are generated once and
+cached on disk as uint8 memmaps (outside the repository), then read at every
+epoch; flips and 90-degree rotations are applied on the fly.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fastdefocus.stages.blur import DEFAULT_LEVELS, level_bins, level_position
+from fastdefocus.train.camera import LUMA, PSF_NAMES, CameraConfig, psf_kernel, psf_margin, render
+from fastdefocus.stages.classify import expected_sigma_raw
+from fastdefocus.scenes import dead_leaves
+
+PATCH = 32
+#: Each split is generated in this many shards, each seeded by (seed, shard, split), whatever
+#: the number of worker processes: the data depend on the seed alone.
+GENERATOR_SHARDS = 8
+#: A sharp patch whose contrast-scaled standard deviation (intensity in [0, 1]) is
+#: below this carries almost no blur information ("flat").
+FLAT_STD = 0.02
+KIND_NAMES = PSF_NAMES
+
+
+def data_root() -> Path:
+    """The shared data folder: ``$FASTDEFOCUS_DATA``, else ``../shared/data`` from here."""
+    env = os.environ.get("FASTDEFOCUS_DATA")
+    candidates = [Path(env)] if env else [Path.cwd() / ".." / "shared" / "data", Path.cwd() / "shared" / "data"]
+    for c in candidates:
+        if (c / "train").is_dir():
+            return c.resolve()
+    raise FileNotFoundError(
+        "training data not found: set FASTDEFOCUS_DATA to the folder that holds train/ "
+        f"(looked in {', '.join(str(c) for c in candidates)})")
+
+
+def photo_sources(root: Path) -> list[Path]:
+    """Sharp photos for training: BSDS500 train and the SR test sets. BSDS500 val is
+    left out entirely: the estimator is evaluated on scenes made from it."""
+    exts = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+    files = [p for p in sorted((root / "train").rglob("*"))
+             if p.suffix.lower() in exts and "bsds500/val" not in p.as_posix()]
+    return files
+
+
+#: Sharp photo sources are downscaled by this factor with area averaging, so that their own
+#: lens blur and JPEG softness fall below the first level. By 2 they did not: a classifier
+#: trained that way read level-0 patches cut from held-out photos +0.34 px high and those
+#: from dead-leaves images +0.03 px (their labels disagreed by the photos' own blur).
+SOURCE_DOWNSCALE = 4
+#: Dead-leaves sources are rendered this many times finer and area-averaged down, so that
+#: their pixels integrate their area like the photos' (and a camera's) pixels do.
+LEAVES_SUPERSAMPLE = 4
+
+
+def load_source(path: Path, factor: int = SOURCE_DOWNSCALE) -> np.ndarray:
+    """A sharp photo as sRGB float32 (H, W, 3) in [0, 1], downscaled by ``factor`` with area
+    averaging (hides the photo's own softness)."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        raise OSError(f"cannot read image {path}")
+    h, w = img.shape[:2]
+    img = cv2.resize(img, (max(1, w // factor), max(1, h // factor)), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(img[..., ::-1]).astype(np.float32) / 255.0
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    levels: tuple = tuple(DEFAULT_LEVELS)
+    camera: CameraConfig = CameraConfig()
+    dead_leaves_prob: float = 0.35
+    #: scene contrast and offset, applied to the sharp source (sRGB)
+    contrast: tuple = (0.35, 1.1)
+
+
+def crop_margin(sigma: float) -> int:
+    """Pixels blurred around a Gaussian-blurred patch before it is cut out: beyond 3 sigma + 3 px
+    a Gaussian's weight is under 0.3%, and a disc of equivalent sigma has radius 2 sigma."""
+    return int(math.ceil(3 * sigma)) + 3
+
+
+#: Largest crop a patch needs, in source pixels at SOURCE_DOWNSCALE: every photo must hold it.
+def largest_crop(levels) -> int:
+    return PATCH + 2 * crop_margin(float(level_bins(np.asarray(levels))[-1]))
+
+
+def make_patch(sources: tuple, level: int, cfg: GeneratorConfig, bins: np.ndarray,
+               rng: np.random.Generator) -> tuple[np.ndarray, float, int, float]:
+    """One training patch: (uint8 32x32, sigma, PSF shape index, texture).
+
+    ``sources`` is the sharp sRGB source at the training scale and, or None, the same source at
+    twice that resolution (a photo the user downscaled by 2 after the camera). The label is
+    the lens blur sigma at the training scale; the camera of :mod:`camera` acts after the lens.
+    """
+    lo, hi = bins[level], bins[level + 1]
+    sigma = rng.uniform(lo, hi) if level == 0 else math.exp(rng.uniform(math.log(lo), math.log(hi)))
+    cam = cfg.camera
+    psf = int(rng.choice(len(PSF_NAMES), p=cam.psf_probs))
+    scale = 2 if sources[1] is not None and rng.uniform() < cam.downscale_prob else 1
+    source = sources[scale - 1]
+    kernel = psf_kernel(PSF_NAMES[psf], sigma * scale, rng)
+    h, w = source.shape[:2]
+    # the kernel's full reach where the source holds it; at the top of the range on the smallest
+    # sources, at least the Gaussian's 3 sigma + 3 px (the rest of the reach is reflected)
+    margin = min(psf_margin(sigma * scale, kernel),
+                 max(crop_margin(sigma * scale), (min(h, w) - PATCH * scale) // 2))
+    margin += margin % scale
+    size = PATCH * scale + 2 * margin
+    if h < size or w < size:
+        if scale == 2:  # this source is too small at twice the scale: render it at the training scale
+            return make_patch((sources[0], None), level, cfg, bins, rng)
+        raise ValueError(f"source of {w}x{h} px is smaller than the {size}-px crop sigma {sigma:.2f} needs")
+    y, x = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+    crop = source[y:y + size, x:x + size]
+    if rng.uniform() < 0.5:
+        crop = crop[:, ::-1]
+    contrast = rng.uniform(*cfg.contrast)
+    mean = float(crop.mean())
+    crop = np.clip(mean + contrast * (crop - mean) + rng.uniform(-0.1, 0.1), 0.0, 1.0).astype(np.float32)
+    luma = crop @ np.asarray(LUMA, np.float32)
+    texture = float(luma[margin:margin + PATCH * scale, margin:margin + PATCH * scale].std())
+    lum8 = render(crop, sigma * scale, kernel, cam, rng)
+    if scale > 1:
+        lum8 = cv2.resize(lum8.astype(np.float32), (size // scale, size // scale), interpolation=cv2.INTER_AREA)
+        lum8 = np.clip(lum8 + 0.5, 0, 255).astype(np.uint8)
+        margin //= scale
+    return np.ascontiguousarray(lum8[margin:margin + PATCH, margin:margin + PATCH]), sigma, psf, texture
+
+
+def _generate_shard(args) -> dict:
+    (out_dir, split, shard, start, count, seed, photo_paths, n_leaves, keep_flat) = args
+    cfg = GeneratorConfig()
+    levels = np.asarray(cfg.levels)
+    bins = level_bins(levels)
+    rng = np.random.default_rng([seed, shard, 0 if split == "train" else 1])
+    photos = [(load_source(Path(p)), load_source(Path(p), SOURCE_DOWNSCALE // 2)) for p in photo_paths]
+    leaves_rng = np.random.default_rng([seed, 7, 0 if split == "train" else 1, shard])
+    leaves = [(dead_leaves(leaves_rng, colour=True, supersample=LEAVES_SUPERSAMPLE), None) for _ in range(n_leaves)]
+    n_src = len(photos) + len(leaves)
+    patches = np.lib.format.open_memmap(out_dir / f"{split}_patches.npy", mode="r+")
+    meta = np.lib.format.open_memmap(out_dir / f"{split}_meta.npy", mode="r+")
+    i = 0
+    while i < count:
+        level = int(rng.integers(len(levels)))
+        if rng.uniform() < cfg.dead_leaves_prob:
+            src_id = len(photos) + int(rng.integers(len(leaves)))
+        else:
+            src_id = int(rng.integers(len(photos)))
+        src = photos[src_id] if src_id < len(photos) else leaves[src_id - len(photos)]
+        patch, sigma, kind, texture = make_patch(src, level, cfg, bins, rng)
+        flat = texture < FLAT_STD
+        if flat and not keep_flat:
+            continue
+        patches[start + i] = patch
+        meta[start + i] = (level, sigma, kind, texture, src_id, flat)
+        i += 1
+    patches.flush()
+    meta.flush()
+    return {"shard": shard, "count": count, "sources": n_src}
+
+
+META_DTYPE = np.dtype([("level", "u1"), ("sigma", "f4"), ("kind", "u1"), ("texture", "f4"),
+                       ("source", "i4"), ("flat", "?")])
+
+
+def generate_dataset(out_dir: Path, n_train: int = 600_000, n_val: int = 30_000, seed: int = 0,
+                     val_fraction: float = 0.12, workers: int = 2, log=print) -> dict:
+    """Generate the train and validation patch sets (uint8 memmaps) into ``out_dir``.
+
+    The validation set is cut by source: its photos and dead-leaves images never
+    appear in training. Flat patches are kept out of training and kept (marked) in
+    validation, so that they are measured separately.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary_path = out_dir / "summary.json"
+    if summary_path.exists():
+        summary = json.loads(summary_path.read_text())
+        if summary.get("n_train") == n_train and summary.get("n_val") == n_val and summary.get("seed") == seed:
+            log(f"using cached patches in {out_dir}")
+            return summary
+    root = data_root()
+    largest = largest_crop(GeneratorConfig().levels)
+    photos, too_small = [], []
+    for p in photo_sources(root):  # every photo must hold the crop of the largest sigma
+        (photos if min(load_source(p).shape[:2]) >= largest else too_small).append(p)
+    if too_small:
+        log(f"{len(too_small)} photos are smaller than {largest} px once downscaled by {SOURCE_DOWNSCALE}; "
+            f"not used: {', '.join(p.name for p in too_small)}")
+    if len(photos) < 2:
+        raise ValueError(f"generate_dataset needs at least 2 photos of at least {largest * SOURCE_DOWNSCALE} px "
+                         f"on their short side (one for training, one for validation), found {len(photos)} "
+                         f"under {root / 'train'}")
+    perm = np.random.default_rng(seed).permutation(len(photos))
+    n_val_photos = max(1, int(round(val_fraction * len(photos))))
+    val_photos = [str(photos[i]) for i in sorted(perm[:n_val_photos])]
+    train_photos = [str(photos[i]) for i in sorted(perm[n_val_photos:])]
+    t0 = time.time()
+    jobs = []
+    for split, n, paths, n_leaves, keep_flat in (("train", n_train, train_photos, 240, False),
+                                                 ("val", n_val, val_photos, 40, True)):
+        np.lib.format.open_memmap(out_dir / f"{split}_patches.npy", mode="w+", dtype=np.uint8,
+                                  shape=(n, PATCH, PATCH))
+        np.lib.format.open_memmap(out_dir / f"{split}_meta.npy", mode="w+", dtype=META_DTYPE, shape=(n,))
+        n_shards = GENERATOR_SHARDS
+        per = int(math.ceil(n / n_shards))
+        for s in range(n_shards):
+            start = s * per
+            count = min(per, n - start)
+            if count > 0:
+                jobs.append((out_dir, split, s, start, count, seed, paths, n_leaves // n_shards + 1, keep_flat))
+    with get_context("spawn").Pool(workers) as pool:
+        for res in pool.imap_unordered(_generate_shard, jobs):
+            log(f"shard done: {res} ({time.time() - t0:.0f} s)")
+    summary = {
+        "n_train": n_train, "n_val": n_val, "seed": seed, "patch": PATCH,
+        "levels": list(GeneratorConfig().levels), "flat_std": FLAT_STD,
+        "train_photos": len(train_photos), "val_photos": len(val_photos),
+        "val_photo_names": [Path(p).name for p in val_photos],
+        "kinds": dict(zip(KIND_NAMES, GeneratorConfig().camera.psf_probs)),
+        "camera": dataclasses.asdict(GeneratorConfig().camera), "contrast": list(GeneratorConfig().contrast),
+        "dead_leaves_prob": GeneratorConfig().dead_leaves_prob,
+        "source_downscale": SOURCE_DOWNSCALE, "leaves_supersample": LEAVES_SUPERSAMPLE,
+        "seconds": round(time.time() - t0, 1),
+    }
+    summary_path.write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+# --------------------------------------------------------------------------- training
+
+def normalize_batch(x, std_floor: float):
+    """Per-patch normalisation, the same as ``extract_patches(normalize=True)``:
+    (p - mean) / max(std, std_floor), population std, intensities in [0, 1]."""
+    import torch
+    mean = x.mean(dim=(-2, -1), keepdim=True)
+    std = x.var(dim=(-2, -1), keepdim=True, unbiased=False).sqrt()
+    return (x - mean) / torch.clamp(std, min=std_floor)
+
+
+def random_dihedral(x):
+    """Each patch gets one of the 8 flips/90-degree rotations, drawn at random."""
+    import torch
+    code = torch.randint(0, 8, (x.shape[0],))
+    out = x.clone()
+    for c in range(8):
+        sel = code == c
+        if sel.any():
+            y = torch.rot90(x[sel], c % 4, dims=(-2, -1))
+            out[sel] = torch.flip(y, dims=(-1,)) if c >= 4 else y
+    return out
+
+
+def soft_targets(position, num_classes: int, tau: float):
+    """Ordinal soft labels: a Gaussian over level indices centred on the patch's
+    continuous level position, so a neighbour level is a small error."""
+    import torch
+    k = torch.arange(num_classes, dtype=torch.float32, device=position.device)
+    logits = -((k[None, :] - position[:, None]) ** 2) / (2 * tau * tau)
+    return torch.softmax(logits, dim=1)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 12
+    batch_size: int = 256
+    lr: float = 3e-3
+    weight_decay: float = 4e-5
+    width_mult: float = 0.5
+    label_tau: float = 0.6
+    position_weight: float = 0.1
+    std_floor: float = 0.02
+    seed: int = 0
+    threads: int = 0  # 0: all cores
+    #: start from these weights (a .safetensors file of the same architecture) instead of a
+    #: random initialisation: fine-tuning on new data at a fraction of the cost of a full run
+    init: str = ""
+
+
+def train(cache_dir: Path, run_dir: Path, cfg: TrainConfig, log=print) -> Path:
+    """Train (or resume) the classifier on cached patches; returns the final checkpoint."""
+    import torch
+    import torch.nn.functional as F
+
+    from fastdefocus.backends.mobilenetv2 import MobileNetV2
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    summary = json.loads((Path(cache_dir) / "summary.json").read_text())
+    levels = np.asarray(summary["levels"])
+    patches = np.load(Path(cache_dir) / "train_patches.npy")
+    meta = np.load(Path(cache_dir) / "train_meta.npy")
+    positions = torch.from_numpy(level_position(meta["sigma"], levels).astype(np.float32))
+    n = len(patches)
+    steps_per_epoch = n // cfg.batch_size
+    total_steps = steps_per_epoch * cfg.epochs
+
+    model = MobileNetV2(num_classes=len(levels), width_mult=cfg.width_mult).to(device)
+    if cfg.init:
+        from safetensors.torch import load_file
+        model.load_state_dict(load_file(cfg.init))
+        log(f"initialised from {cfg.init}")
+    model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps,
+                                                pct_start=0.15, div_factor=20, final_div_factor=200)
+    ckpt_path = run_dir / "checkpoint.pt"
+    start_epoch = 0
+    if ckpt_path.exists():
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        start_epoch = int(state["epoch"])
+        same_schedule = (int(state["config"]["epochs"]) == cfg.epochs
+                         and int(state["config"].get("batch_size", cfg.batch_size)) == cfg.batch_size)
+        if same_schedule:
+            sched.load_state_dict(state["sched"])
+        else:  # a new length or batch size: continue on the new schedule from the epochs already done
+            with warnings.catch_warnings():  # replaying the steps, not skipping an optimizer step
+                warnings.simplefilter("ignore", UserWarning)
+                for _ in range(start_epoch * steps_per_epoch):
+                    sched.step()
+            log(f"schedule changed from {state['config']['epochs']} epochs of batch "
+                f"{state['config'].get('batch_size')} to {cfg.epochs} of {cfg.batch_size}; "
+                f"learning rate now {sched.get_last_lr()[0]:.2e}")
+        if "torch_rng" in state:  # the augmentation draws continue where they stopped
+            torch.set_rng_state(state["torch_rng"].cpu())
+        log(f"resumed from {ckpt_path} at epoch {start_epoch}")
+    k = torch.arange(len(levels), dtype=torch.float32, device=device)
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        t0 = time.time()
+        order = torch.from_numpy(np.random.default_rng([cfg.seed, epoch]).permutation(n))
+        loss_sum, correct = 0.0, 0
+        for step in range(steps_per_epoch):
+            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            x = torch.from_numpy(patches[np.sort(idx.numpy())]).float().div_(255.0)
+            pos = positions[np.sort(idx.numpy())]
+            x = normalize_batch(random_dihedral(x), cfg.std_floor).unsqueeze(1)
+            x = x.to(device).contiguous(memory_format=torch.channels_last)
+            pos = pos.to(device)
+            logits = model(x)
+            logp = F.log_softmax(logits, dim=1)
+            target = soft_targets(pos, len(levels), cfg.label_tau)
+            expected = (logp.exp() * k).sum(1)
+            loss = -(target * logp).sum(1).mean() + cfg.position_weight * (expected - pos).abs().mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += loss.item()
+            correct += int((logits.argmax(1) == pos.round().long()).sum())
+            if step % 500 == 0:
+                log(f"epoch {epoch + 1} step {step}/{steps_per_epoch} loss {loss_sum / (step + 1):.4f} "
+                    f"{(step + 1) * cfg.batch_size / (time.time() - t0):.0f} patches/s")
+        val = evaluate_checkpoint_model(model, cache_dir, levels, cfg.std_floor, device)
+        record = {"epoch": epoch + 1, "loss": loss_sum / steps_per_epoch,
+                  "train_top1": correct / (steps_per_epoch * cfg.batch_size),
+                  "seconds": round(time.time() - t0, 1), **val}
+        log(json.dumps(record))
+        with open(run_dir / "history.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+        tmp = run_dir / "checkpoint.pt.tmp"
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                    "epoch": epoch + 1, "config": cfg.__dict__, "levels": levels.tolist(),
+                    "torch_rng": torch.get_rng_state()}, tmp)
+        os.replace(tmp, ckpt_path)
+    return ckpt_path
+
+
+def predict_probs(model, patches_u8: np.ndarray, std_floor: float, device=None, batch: int = 2048) -> np.ndarray:
+    """Class probabilities for uint8 (N, 32, 32) patches with a torch model."""
+    import torch
+    model.eval()
+    device = device or next(model.parameters()).device
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(patches_u8), batch):
+            x = torch.from_numpy(np.ascontiguousarray(patches_u8[i:i + batch])).float().div_(255.0)
+            x = normalize_batch(x, std_floor).unsqueeze(1).to(device).contiguous(memory_format=torch.channels_last)
+            out.append(torch.softmax(model(x), dim=1).cpu().numpy())
+    return np.concatenate(out)
+
+
+def evaluate_checkpoint_model(model, cache_dir: Path, levels: np.ndarray, std_floor: float, device) -> dict:
+    """Quick held-out numbers for the epoch log (textured validation patches)."""
+    patches = np.load(Path(cache_dir) / "val_patches.npy", mmap_mode="r")
+    meta = np.load(Path(cache_dir) / "val_meta.npy")
+    textured = ~meta["flat"]
+    probs = predict_probs(model, np.asarray(patches[textured]), std_floor, device)
+    label = meta["level"][textured].astype(int)
+    pred = probs.argmax(1)
+    expected = expected_sigma_raw(probs, levels)
+    return {"val_top1": float((pred == label).mean()),
+            "val_within1": float((np.abs(pred - label) <= 1).mean()),
+            "val_mae_px": float(np.abs(expected - meta["sigma"][textured]).mean())}
+
+
+# --------------------------------------------------------------------------- calibration, export, card
+
+def pool_adjacent_violators(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted isotonic (non-decreasing) regression of a sequence."""
+    blocks = []  # [mean, weight, count]
+    for v, w in zip(values.astype(float), weights.astype(float)):
+        blocks.append([v, w, 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            v2, w2, c2 = blocks.pop()
+            v1, w1, c1 = blocks.pop()
+            blocks.append([(v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, c1 + c2])
+    return np.concatenate([np.full(c, v) for v, _, c in blocks])
+
+
+#: Fewest patches a calibration is fitted on (a few per bin, so no bin is empty).
+MIN_CALIBRATION_SAMPLES = 16
+
+
+def fit_calibration(raw: np.ndarray, sigma: np.ndarray, levels: np.ndarray, bins: int = 48,
+                    method: str = "quantile") -> np.ndarray:
+    """Monotone piecewise-linear knots mapping the raw expected sigma to sigma.
+
+    ``quantile`` (the default): the k-th quantile of the raw estimate maps to the k-th
+    quantile of the true sigma (``bins`` * 4 + 1 quantiles), so the estimates are spread like
+    the truth: a regression to the mean would read the ends of the range towards the middle.
+    On the 10-epoch model's held-out patches it keeps every level up to 5 px within 0.11 px
+    of unbiased (MAE 0.226 px) where ``isotonic`` (E[sigma | raw], the least-squares
+    monotone fit over ``bins`` quantile bins) left level 16 at +0.17 px (MAE 0.220 px).
+    """
+    if len(raw) < MIN_CALIBRATION_SAMPLES:
+        raise ValueError(f"calibration needs at least {MIN_CALIBRATION_SAMPLES} textured validation patches "
+                         f"from even-id sources, got {len(raw)}: generate more validation patches "
+                         "(--val-patches)")
+    if method == "quantile":
+        q = np.linspace(0.0, 1.0, 4 * bins + 1)
+        x, y = np.quantile(raw, q), np.quantile(sigma, q)
+    elif method == "isotonic":
+        bins = max(2, min(bins, len(raw) // 4))  # at least 4 patches a bin: no empty bins
+        order = np.argsort(raw, kind="stable")
+        groups = np.array_split(order, bins)
+        x = np.array([raw[g].mean() for g in groups])
+        y = pool_adjacent_violators(np.array([sigma[g].mean() for g in groups]), np.array([len(g) for g in groups]))
+    else:
+        raise ValueError(f"method must be 'quantile' or 'isotonic', got {method!r}")
+    # strictly increasing knots; anchored at 0 and at the top of the range
+    xs, ys = [0.0], [0.0]
+    for xi, yi in zip(x, y):
+        if xi > xs[-1] + 1e-4:
+            xs.append(float(xi))
+            ys.append(max(float(yi), ys[-1] + 1e-4))
+    top = float(level_bins(levels)[-1])
+    if xs[-1] < levels[-1]:
+        xs.append(float(levels[-1]))
+        ys.append(max(top, ys[-1] + 1e-4))
+    return np.stack([xs, ys], axis=1)
+
+
+def level_table(levels, level, sigma, raw, calibrated, pred) -> list[dict]:
+    rows = []
+    for k in list(range(len(levels))) + [None]:
+        sel = np.ones(len(level), bool) if k is None else level == k
+        if sel.sum() == 0:
+            continue
+        rows.append({
+            "level": "all" if k is None else k, "sigma": None if k is None else float(levels[k]), "n": int(sel.sum()),
+            "top1": float((pred[sel] == level[sel]).mean()),
+            "within1": float((np.abs(pred[sel] - level[sel]) <= 1).mean()),
+            "mae_raw": float(np.abs(raw[sel] - sigma[sel]).mean()),
+            "mae": float(np.abs(calibrated[sel] - sigma[sel]).mean()),
+            "bias_raw": float((raw[sel] - sigma[sel]).mean()),
+            "bias": float((calibrated[sel] - sigma[sel]).mean()),
+        })
+    return rows
+
+
+def confusion_picture(level: np.ndarray, pred: np.ndarray, n: int, path: Path, title: str) -> None:
+    """Row-normalised confusion matrix as a PNG (true level down, predicted across)."""
+    cm = np.zeros((n, n))
+    np.add.at(cm, (level, pred), 1)
+    cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    cell, pad = 24, 60
+    img = np.full((pad + n * cell + 10, pad + n * cell + 10, 3), 255, np.uint8)
+    heat = cv2.applyColorMap((255 * (1 - cm) ** 1).astype(np.uint8), cv2.COLORMAP_BONE)
+    img[pad:pad + n * cell, pad:pad + n * cell] = cv2.resize(heat, (n * cell, n * cell), interpolation=cv2.INTER_NEAREST)
+    for i in range(n):
+        cv2.putText(img, str(i), (pad - 22, pad + i * cell + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1)
+        cv2.putText(img, str(i), (pad + i * cell + 5, pad - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1)
+    cv2.putText(img, title, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+    cv2.putText(img, "true level (rows) / predicted (columns)", (4, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1)
+    ok, buf = cv2.imencode(".png", img)
+    Path(path).write_bytes(buf.tobytes())
+
+
+def finalize(cache_dir: Path, run_dir: Path, weights_dir: Path, docs_dir: Path | None = None, log=print) -> dict:
+    """Calibrate on half of the validation sources, measure on the other half, export
+    ONNX + safetensors + metadata into ``weights_dir`` and write the model card."""
+    import torch
+    from safetensors.torch import save_file
+
+    from fastdefocus.stages.classify import METADATA_NAME, apply_calibration, sha256_file
+    from fastdefocus.backends.mobilenetv2 import MobileNetV2
+
+    cache_dir, run_dir, weights_dir = Path(cache_dir), Path(run_dir), Path(weights_dir)
+    state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+    tcfg = state["config"]
+    levels = np.asarray(state["levels"])
+    summary = json.loads((cache_dir / "summary.json").read_text())
+    model = MobileNetV2(num_classes=len(levels), width_mult=tcfg["width_mult"])
+    model.load_state_dict(state["model"])
+    model.eval()
+    patches = np.load(cache_dir / "val_patches.npy")
+    meta = np.load(cache_dir / "val_meta.npy")
+    probs = predict_probs(model, patches, tcfg["std_floor"], torch.device("cpu"))
+    raw = expected_sigma_raw(probs, levels)
+    pred = probs.argmax(1)
+    fit = (meta["source"] % 2 == 0) & ~meta["flat"]
+    knots = fit_calibration(raw[fit], meta["sigma"][fit], levels)
+    calibrated = apply_calibration(raw, knots)
+    held = meta["source"] % 2 == 1
+    tables = {}
+    for name, sel in (("textured", held & ~meta["flat"]), ("flat", held & meta["flat"])):
+        tables[name] = level_table(levels, meta["level"][sel].astype(int), meta["sigma"][sel], raw[sel],
+                                   calibrated[sel], pred[sel])
+    per_kind = {}
+    for kind, kname in enumerate(KIND_NAMES):
+        sel = held & ~meta["flat"] & (meta["kind"] == kind)
+        if sel.any():
+            per_kind[kname] = level_table(levels, meta["level"][sel].astype(int), meta["sigma"][sel], raw[sel],
+                                          calibrated[sel], pred[sel])[-1]
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    st_path = weights_dir / "blur_classifier.safetensors"
+    onnx_path = weights_dir / "blur_classifier.onnx"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(st_path))
+    export_onnx(model, onnx_path)
+    onnx_diff = check_onnx(model, onnx_path, patches[:1024], tcfg["std_floor"])
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    metadata = {
+        "format": 1,
+        "model": "MobileNetV2 blur-level classifier (Galetto and Deng 2021, arXiv 2107.14443)",
+        "levels": levels.tolist(),
+        "input": {"patch_size": PATCH, "channels": 1, "intensity": "luminance in [0, 1]",
+                  "normalisation": "per patch: (p - mean) / max(std, std_floor), population std",
+                  "std_floor": tcfg["std_floor"]},
+        "output": "class probabilities (softmax over the levels)",
+        "architecture": {"name": "MobileNetV2", "width_mult": tcfg["width_mult"], "num_classes": len(levels)},
+        "calibration": {"kind": "quantile mapping of the raw expected sigma onto sigma, piecewise linear",
+                        "fitted_on": "validation sources with even id (textured)", "knots": knots.tolist()},
+        "data": summary,
+        "training": {"config": tcfg, "epochs": len(history),
+                     "seconds": round(sum(h["seconds"] for h in history), 1), "history": history},
+        "metrics_heldout": {"measured_on": "validation sources with odd id (never in training or calibration)",
+                            **tables, "per_kernel_textured": per_kind},
+        "onnx_max_abs_prob_diff": onnx_diff,
+        "files": {"onnx": {"name": onnx_path.name, "sha256": sha256_file(onnx_path)},
+                  "safetensors": {"name": st_path.name, "sha256": sha256_file(st_path)}},
+    }
+    (weights_dir / METADATA_NAME).write_text(json.dumps(metadata, indent=1))
+    if docs_dir is not None:
+        docs_dir = Path(docs_dir)
+        docs_dir.mkdir(parents=True, exist_ok=True)
+        sel = held & ~meta["flat"]
+        confusion_picture(meta["level"][sel].astype(int), pred[sel], len(levels), docs_dir / "confusion.png",
+                          "held-out textured patches")
+        (docs_dir / "MODEL.md").write_text(model_card(metadata))
+    log(f"exported to {weights_dir}; onnx max abs prob diff {onnx_diff:.2e}")
+    return metadata
+
+
+
+def export_onnx(model, path: Path) -> None:
+    """ONNX graph from normalised patches (N, 1, 32, 32) to probabilities (N, L)."""
+    import warnings
+
+    import torch
+
+    class WithSoftmax(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return torch.softmax(self.net(x), dim=1)
+
+    wrapped = WithSoftmax(model).eval()
+    tmp = Path(str(path) + ".tmp")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapped, (torch.zeros(8, 1, PATCH, PATCH),), str(tmp), dynamo=False,
+                          input_names=["patches"], output_names=["probabilities"],
+                          dynamic_axes={"patches": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=17)
+    os.replace(tmp, path)
+
+
+def check_onnx(model, path: Path, patches_u8: np.ndarray, std_floor: float) -> float:
+    """Largest absolute difference of probabilities between ONNX Runtime and torch."""
+    import onnxruntime as ort
+    import torch
+    x = normalize_batch(torch.from_numpy(np.ascontiguousarray(patches_u8)).float() / 255.0, std_floor).unsqueeze(1)
+    with torch.no_grad():
+        ref = torch.softmax(model.eval()(x), dim=1).numpy()
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"patches": x.numpy()})[0]
+    return float(np.abs(got - ref).max())
+
+
+def _fmt_table(rows: list[dict]) -> str:
+    out = ["| level | sigma px | n | top-1 | within 1 | MAE raw px | MAE calibrated px | bias raw px | bias calibrated px |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        sig = "" if r["sigma"] is None else f"{r['sigma']:.3f}"
+        out.append(f"| {r['level']} | {sig} | {r['n']} | {r['top1']:.3f} | {r['within1']:.3f} | {r['mae_raw']:.3f} | "
+                   f"{r['mae']:.3f} | {r['bias_raw']:+.3f} | {r['bias']:+.3f} |")
+    return "\n".join(out)
+
+
+def _camera_text(cam: dict | None) -> str:
+    if not cam:
+        return "contrast, gamma, Gaussian noise, 8-bit quantisation and JPEG only (no camera model)."
+    return (f"with probability {cam['camera_prob']}, a Bayer RGGB mosaic, Poisson-Gaussian noise (full well "
+            f"{cam['full_well'][0]:g}-{cam['full_well'][1]:g} photons log-uniform, read noise up to "
+            f"{cam['read_noise'][1]}, exposure {cam['exposure'][0]}-{cam['exposure'][1]}), demosaicing "
+            f"(OpenCV edge-aware 0.6, bilinear 0.4), a tone curve of gamma 1/2.0-1/2.5, and with probability "
+            f"{cam['sharpen_prob']} an unsharp mask (amount {cam['sharpen_amount'][0]}-{cam['sharpen_amount'][1]}, "
+            f"radius {cam['sharpen_radius'][0]}-{cam['sharpen_radius'][1]} px); otherwise an ideal sensor with "
+            f"Gaussian noise up to 0.01. Then 8 bits, colour JPEG (4:2:0) quality "
+            f"{cam['jpeg_quality'][0]}-{cam['jpeg_quality'][1]} with probability {cam['jpeg_prob']}, the "
+            f"estimator's luma; with probability {cam['downscale_prob']} all of it at twice the size, "
+            f"area-downscaled by 2 at the end (a photo the user downscaled).")
+
+
+def model_card(meta: dict) -> str:
+    d, t, m = meta["data"], meta["training"], meta["metrics_heldout"]
+    tex_all = m["textured"][-1]
+    flat_all = m["flat"][-1] if m["flat"] else None
+    kinds = "\n".join(f"| {k} | {v['n']} | {v['top1']:.3f} | {v['within1']:.3f} | {v['mae']:.3f} | {v['bias']:+.3f} |"
+                      for k, v in m["per_kernel_textured"].items())
+    levels = ", ".join(f"{s:.3f}" for s in meta["levels"])
+    return f"""# Model card: fastdefocus blur-level classifier
+
+Generated by `fastdefocus train` (`fastdefocus.train.training.model_card`) from the run's
+own numbers; do not edit by hand.
+
+## What it is
+{meta['model']}: MobileNetV2 (standard inverted-residual layout, width multiplier
+{meta['architecture']['width_mult']}, total stride 32 so a 32x32 patch ends as a 1x1 map), one
+grayscale input channel, {meta['architecture']['num_classes']} outputs. Input: a 32x32 luminance patch in [0, 1],
+normalised per patch as `(p - mean) / max(std, {meta['input']['std_floor']})`. Output: probabilities of the
+blur levels. The estimator turns them into an expected sigma (probability-weighted mean of the
+levels, then the monotone calibration below) and a confidence (probability mass within one level
+of the most likely one).
+
+Levels (Gaussian sigma, px): {levels}.
+
+## Data
+Synthetic, generated by `fastdefocus.train.training.generate_dataset` (seed {d['seed']}):
+{d['n_train']:,} training patches and {d['n_val']:,} validation patches.
+- Sharp sources: {d['train_photos']} photos for training and {d['val_photos']} other photos for validation
+  (BSDS500 train and the SR test sets of the shared data, downscaled by {d.get('source_downscale', 2)} with area averaging; BSDS500 val is
+  not used at all, it is kept for evaluating the estimator), plus procedural dead-leaves images (probability
+  {d['dead_leaves_prob']}; different seeds for training and validation; rendered {d.get('leaves_supersample', 1)}x finer and area-averaged down).
+- Blur: level drawn uniformly, sigma drawn continuously across the level's bin (log-uniform), applied in linear
+  light (sRGB^2.2) to the whole colour crop before the patch is cut from its interior. Lens PSF shapes:
+  {', '.join(f'{k} {v}' for k, v in d['kinds'].items())}; each is scaled so that its second moment gives the drawn
+  sigma (sigma^2 = (var_x + var_y) / 2: a uniform disc of radius R is sigma R/2). The Gaussian is the discrete
+  Gaussian whose variance is exactly sigma^2.
+- Scene before the lens: contrast {d.get('contrast', [0.35, 1.1])} and offset +-0.1 (sRGB).
+- Camera after the lens (`fastdefocus.train.camera`; the label stays the lens blur): {_camera_text(d.get('camera'))}
+- Flat patches (contrast-scaled std of the sharp patch < {d['flat_std']}) are kept out of training and
+  measured separately. Training patches get a random flip/90-degree rotation every epoch.
+
+## Training
+`fastdefocus train` with {t['config']}: {t['epochs']} epochs, {t['seconds'] / 60:.1f} minutes of training on
+the 2-core CPU development machine (AMD EPYC, 2 cores, no GPU). Loss: cross-entropy against ordinal soft labels
+(a Gaussian of width {t['config']['label_tau']} levels around the patch's continuous level position) plus
+{t['config']['position_weight']} x the absolute error of the expected level position, so a neighbour level costs
+little and a far one a lot.
+
+## Held-out results
+{m['measured_on']}. The calibration ({meta['calibration']['kind']}) was fitted on the other half of the
+validation sources.
+
+Textured patches: top-1 {tex_all['top1']:.3f}, within one level {tex_all['within1']:.3f},
+MAE of calibrated sigma {tex_all['mae']:.3f} px (raw expected sigma: {tex_all['mae_raw']:.3f} px).
+
+{_fmt_table(m['textured'])}
+
+Flat patches (not gated; they carry little blur information and get low confidence):
+{'' if flat_all is None else f"top-1 {flat_all['top1']:.3f}, within one {flat_all['within1']:.3f}, MAE {flat_all['mae']:.3f} px over {flat_all['n']} patches."}
+
+{_fmt_table(m['flat']) if m['flat'] else ''}
+
+By blur kernel (textured, held out):
+
+| kernel | n | top-1 | within 1 | MAE px | bias px |
+|---|---|---|---|---|---|
+{kinds}
+
+Confusion matrix (held-out textured patches, row-normalised): ![confusion](confusion.png)
+
+ONNX export: largest absolute difference of probabilities against torch {meta['onnx_max_abs_prob_diff']:.1e}.
+"""

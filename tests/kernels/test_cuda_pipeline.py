@@ -1,0 +1,207 @@
+"""The GPU pipeline (fastdefocus.cuda_pipeline + kernels.stages) against the CPU estimator, under
+Numba's CUDA simulator (small frames: every simulated thread is a Python thread), with
+the ``cpu`` classifier backend (ONNX Runtime on the host). Also the backends' selection
+and TensorRT engine cache keys, which need no GPU."""
+from __future__ import annotations
+
+import os
+
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+pytest.importorskip("numba")
+
+from fastdefocus import DefocusEstimator  # noqa: E402
+from fastdefocus.backends import cuda as B  # noqa: E402
+from fastdefocus.stages.blur import gaussian_blur  # noqa: E402
+from fastdefocus.kernels._compat import import_cuda  # noqa: E402
+from fastdefocus.stages.refine import pad_to, resize  # noqa: E402
+from fastdefocus.scenes import dead_leaves  # noqa: E402
+from fastdefocus.stages.splat import patch_statistics, splat, tent_sum  # noqa: E402
+
+cuda = import_cuda()
+
+from fastdefocus.cuda_pipeline import GpuPipeline  # noqa: E402
+from fastdefocus.kernels import stages as S  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cpu_est():
+    return DefocusEstimator(device="cpu")
+
+
+def scene(h, w, seed=3):
+    img = dead_leaves(np.random.default_rng(seed), max(h, w))[:h, :w].astype(np.float32)
+    half = img.copy()
+    half[:, w // 2:] = gaussian_blur(img, 2.0)[:, w // 2:]
+    return half
+
+
+def test_luminance_matches_ingest():
+    from fastdefocus.stages.ingest import to_luminance
+    rng = np.random.default_rng(0)
+    for arr in [rng.integers(0, 256, (5, 7, 3), dtype=np.uint8),
+                rng.integers(0, 65536, (4, 6, 4), dtype=np.uint16),
+                rng.random((3, 5)).astype(np.float32),
+                rng.integers(0, 256, (3, 4, 2), dtype=np.uint8)]:
+        got = S.luminance(cuda.to_device(arr)).copy_to_host()
+        np.testing.assert_allclose(got, to_luminance(arr), atol=1e-6)
+
+
+def test_gaussian_blur_matches_cpu():
+    img = np.random.default_rng(1).random((9, 12)).astype(np.float32)
+    got = S.gaussian_blur(cuda.to_device(img), 1.0).copy_to_host()
+    np.testing.assert_allclose(got, gaussian_blur(img, 1.0), atol=1e-5)
+
+
+@pytest.mark.parametrize("shape,stride", [((40, 48), 8), ((33, 44), 8), ((36, 50), 16), ((40, 40), 4)])
+def test_patch_statistics_match_cpu(shape, stride):
+    """Agreement, patch and cell sharpness from the base-cell pass against fastdefocus.stages.splat."""
+    from fastdefocus.kernels.patches import patch_grid
+    from fastdefocus.stages.splat import AGREEMENT_TAU, sharpness_maps
+    img = scene(*shape)
+    p, flat = 32, 0.02
+    grid = patch_grid(shape, p, stride)
+    k = p // stride
+    cells = (grid[0] + k - 1, grid[1] + k - 1)
+    full = (cells[0] * stride, cells[1] * stride)
+    padded = pad_to(img, *full)
+    _, agree_want = patch_statistics(padded, grid, p, stride, flat)
+    patch_want, cell_want = sharpness_maps(padded, grid, p, stride)
+    d_pad = S.pad_reflect(cuda.to_device(img), *full)
+    np.testing.assert_allclose(d_pad.copy_to_host(), padded)
+    coarse = S.gaussian_blur(d_pad, 1.0)
+    agreement, patch_sharp, cell_sharp = S.patch_statistics(d_pad, coarse, grid, p, stride, flat, AGREEMENT_TAU)
+    np.testing.assert_allclose(agreement.copy_to_host(), agree_want.ravel(), atol=2e-4)
+    np.testing.assert_allclose(patch_sharp.copy_to_host(), patch_want.ravel(), atol=1e-4)
+    np.testing.assert_allclose(cell_sharp.copy_to_host(), cell_want, atol=1e-4)
+
+
+def test_splat_with_lift_matches_cpu():
+    rng = np.random.default_rng(2)
+    grid = (3, 5)
+    values = (rng.random(grid) * 4).astype(np.float32)
+    weights = rng.random(grid).astype(np.float32)
+    weights[0, :2] = 0.0
+    conf = rng.random(grid).astype(np.float32)
+    patch_sharp = (rng.random(grid) * 0.7).astype(np.float32).astype(np.float64)
+    cell_sharp = (rng.random((grid[0] + 3, grid[1] + 3)) * 0.7).astype(np.float32).astype(np.float64)
+    for lift, match in [(0.0, False), (1.0, False), (1.0, True)]:
+        sharp = (patch_sharp, cell_sharp) if match else None
+        want_v, want_w = splat(values, weights, 32, 8, lift=lift, sharpness=sharp)
+        want_c = tent_sum(conf, 32, 8) / tent_sum(np.ones(grid), 32, 8)
+        d_sharp = (cuda.to_device(patch_sharp.ravel().astype(np.float32)),
+                   cuda.to_device(cell_sharp.astype(np.float32))) if match else None
+        got = S.splat(cuda.to_device(values.ravel()), cuda.to_device(weights.ravel()),
+                      cuda.to_device(conf.ravel()), grid, 32, 8, lift=lift, sharpness=d_sharp)
+        np.testing.assert_allclose(got[0].copy_to_host(), want_v, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got[1].copy_to_host(), want_w, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(got[2].copy_to_host(), want_c, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("src,dst", [((3, 4), (6, 8)), ((5, 7), (20, 28)), ((4, 4), (4, 4))])
+def test_resize_linear_matches_opencv(src, dst):
+    a = np.random.default_rng(4).random(src).astype(np.float32)
+    b = a - 0.5
+    got_a, got_b = S.resize_linear(cuda.to_device(a), *dst, b=cuda.to_device(b), clip_b=True)
+    np.testing.assert_allclose(got_a.copy_to_host(), resize(a, *dst), atol=1e-6)
+    np.testing.assert_allclose(got_b.copy_to_host(), np.maximum(resize(b, *dst), 0), atol=1e-6)
+
+
+def test_area_guide_matches_opencv():
+    lum = np.random.default_rng(5).random((13, 18)).astype(np.float32)
+    got = S.area_guide(cuda.to_device(lum), 4, 5, 4).copy_to_host()
+    np.testing.assert_allclose(got, resize(pad_to(lum, 16, 20), 4, 5, area=True), atol=1e-6)
+
+
+@pytest.mark.parametrize("shape,radius", [((24, 40), 10), ((9, 13), 3), ((1, 7), 2)])
+def test_snap_boundaries_matches_cpu(shape, radius):
+    from fastdefocus.stages.refine import snap_boundaries
+    h, w = shape
+    lum = scene(h, w)
+    ramp = np.clip((np.arange(w, dtype=np.float32) - w / 2) / 6 + 0.5, 0, 1) * 2.0  # 0 -> 2 px
+    sigma = np.ascontiguousarray(np.broadcast_to(ramp, shape), dtype=np.float32)
+    want = snap_boundaries(sigma, lum, radius)
+    got = S.snap_boundaries(cuda.to_device(sigma), cuda.to_device(lum), radius).copy_to_host()
+    if shape == (24, 40):
+        assert np.abs(want - sigma).max() > 0.1  # the case snaps pixels
+    np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape,stride,iterations", [((24, 40), 8, 3), ((20, 36), 16, 0)])
+def test_pipeline_matches_cpu_estimator(cpu_est, shape, stride, iterations):
+    est = DefocusEstimator(device="cpu", stride=stride, iterations=iterations)
+    img = (scene(*shape) * 255).astype(np.uint8)
+    rgb = np.repeat(img[..., None], 3, axis=2)
+    gpu = GpuPipeline(est, backend="cpu")
+    assert gpu.backend_name == "cpu"
+    got = gpu.estimate(rgb)
+    want = est.estimate(rgb)
+    assert got.sigma.shape == shape and got.sigma.dtype == np.float32
+    # fp16 classifier input (GPU) against float32 (CPU): the probabilities differ by ~1e-3
+    np.testing.assert_allclose(got.sigma, want.sigma, atol=0.03)
+    np.testing.assert_allclose(got.confidence, want.confidence, atol=0.02)
+    assert np.abs(got.sigma - want.sigma).mean() < 0.005
+
+
+def test_pipeline_stream_keeps_order_and_smooths(cpu_est):
+    frames = [(scene(24, 32, seed=i) * 255).astype(np.uint8) for i in range(2)]
+    gpu = GpuPipeline(cpu_est, backend="cpu")
+    streamed = [r.sigma for r in gpu.stream(iter(frames), depth=2)]
+    np.testing.assert_array_equal(streamed[1], gpu.estimate(frames[1]).sigma)  # in order
+    assert not np.array_equal(streamed[0], streamed[1])
+    smoothed = [r.sigma for r in gpu.stream(iter(frames), smoothing=0.5, depth=2)]
+    np.testing.assert_array_equal(smoothed[0], streamed[0])
+    np.testing.assert_allclose(smoothed[1], 0.5 * streamed[0] + 0.5 * streamed[1], atol=1e-6)
+    with pytest.raises(ValueError, match="same size"):
+        list(gpu.stream(iter([frames[0], frames[0][:20]])))
+
+
+# ---------------------------------------------------------------------------- backends
+
+
+def test_engine_cache_key_changes_with_every_input():
+    base = dict(gpu_name="NVIDIA H100", capability=(9, 0), trt_version="10.3", torch_trt_version="2.5",
+                torch_version="2.5.0", batch_shape=(32768, 1, 32, 32), weights_sha256="ab" * 32)
+    key = B.engine_cache_key(**base)
+    assert key == B.engine_cache_key(**base) and key.endswith(".ep")
+    for name, other in [("gpu_name", "NVIDIA H200"), ("capability", (8, 0)), ("trt_version", "10.4"),
+                        ("torch_trt_version", "2.6"), ("torch_version", "2.6.0"),
+                        ("batch_shape", (8192, 1, 32, 32)), ("weights_sha256", "cd" * 32)]:
+        assert B.engine_cache_key(**{**base, name: other}) != key, name
+
+
+def test_auto_backend_falls_back_without_torch_cuda(monkeypatch):
+    monkeypatch.setattr(B, "_unavailable", lambda n: None if n == "cpu" else "torch sees no CUDA device")
+    name, notes = B.resolve_backend("auto")
+    assert name == "cpu"
+    assert [n.split(":")[0] for n in notes] == ["tensorrt", "compile", "eager"]
+    with pytest.raises(RuntimeError, match="tensorrt.*not available.*no CUDA"):
+        B.resolve_backend("tensorrt")
+    with pytest.raises(ValueError, match="backend must be"):
+        B.resolve_backend("fast")
+
+
+def test_tensorrt_absent_is_reported(monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "torch_tensorrt" else real(n, *a))
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert "torch-tensorrt is not installed" in B._unavailable("tensorrt")
+
+
+def test_estimator_rejects_backend_for_other_device():
+    with pytest.raises(ValueError, match="runs on a CUDA device"):
+        DefocusEstimator(device="cpu", backend="tensorrt")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        DefocusEstimator(backend="fastest")
+
+
+def test_auto_device_never_picks_the_simulator(simulator):
+    if not simulator:
+        pytest.skip("a real device: auto may pick it")
+    assert DefocusEstimator().device == "cpu"
+    est = DefocusEstimator(device="cuda", backend="cpu", stride=16)  # explicit: the simulated GPU
+    assert est.device == "cuda" and est.backend == "cpu"
