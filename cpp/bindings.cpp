@@ -125,6 +125,7 @@ PYBIND11_MODULE(_native, m) {
             PyErr_SetString(PyExc_ValueError, e.what());
         }
     });
+    m.attr("WEIGHT_FLOOR") = fastdefocus::kWeightFloor;
     m.def("box_filter", &box_filter, py::arg("src"), py::arg("radius"), py::arg("threads") = 0);
     m.def("guided_filter", &guided_filter, py::arg("src"), py::arg("guide"), py::arg("weights"),
           py::arg("radius"), py::arg("eps"), py::arg("iterations") = 1, py::arg("threads") = 0);

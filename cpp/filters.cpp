@@ -243,7 +243,7 @@ struct WeightedGuidedSource {
         const float* __restrict wt;
         inline void operator()(int64_t x, double* q) const {
             const double gv = g[x], pv = p[x];
-            const double we = static_cast<double>(wt[x]) + 1e-6;
+            const double we = static_cast<double>(wt[x]) + kWeightFloor;
             const double wg = we * gv;
             q[0] = we;
             q[1] = wg;

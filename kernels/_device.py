@@ -1,6 +1,10 @@
-"""Device-array plumbing shared by the GPU kernels (Numba CUDA)."""
+"""Device-array plumbing shared by the GPU kernels (Numba CUDA): the ``cuda`` module, launch
+shapes (:func:`blocks`, :func:`_grid1`, :func:`_grid2`), :func:`as_device` and the small
+constant arrays uploaded once (:func:`_device_const`)."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from ._compat import import_cuda
 
@@ -44,3 +48,27 @@ def as_device(func: str, name: str, value, ndim: int = 2):
 
 def blocks(n: int, threads: int = THREADS) -> int:
     return max(1, (n + threads - 1) // threads)
+
+
+def _grid1(n: int):
+    """(blocks, threads) of a 1-D launch over n items."""
+    return blocks(n), THREADS
+
+
+def _grid2(h: int, w: int):
+    """(blocks, threads) of a 2-D launch over an (h, w) plane."""
+    # cuda.grid(2) gives (x, y) with x the fastest index in a warp: x runs along a row (w),
+    # so a warp reads consecutive addresses (kernels take ``x, y = cuda.grid(2)``)
+    return (blocks(w, TILE[1]), blocks(h, TILE[0])), (TILE[1], TILE[0])
+
+
+_CONSTANTS: dict = {}
+
+
+def _device_const(key, values: np.ndarray):
+    """A small constant array uploaded once per process (per key and content)."""
+    full_key = (key, values.dtype.str, values.tobytes())
+    arr = _CONSTANTS.get(full_key)
+    if arr is None:
+        arr = _CONSTANTS[full_key] = cuda.to_device(values)
+    return arr

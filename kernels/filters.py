@@ -21,11 +21,11 @@ import math
 
 import numpy as np
 
+from fastdefocus._params import WEIGHT_FLOOR  # w_e = w + WEIGHT_FLOOR, as the CPU kernels
+
 from ._device import THREADS, TILE, as_device, blocks, cuda
 
 __all__ = ["box_filter", "guided_filter", "guided_coefficients", "iterative_guided_filter", "GuidedWork"]
-
-WEIGHT_FLOOR = 1e-6  # w_e = w + 1e-6, as the CPU kernels
 
 
 # ------------------------------------------------------------------------ device code
@@ -106,7 +106,7 @@ def _scale_plane(src, dst, scale):
 
 @cuda.jit(device=True, inline=True)
 def _products(p, g, w, weighted, y, x):
-    """(w_e, w_e I, w_e p, w_e I p, w_e I^2) at (y, x); w_e = w + 1e-6, or 1 without weights."""
+    """(w_e, w_e I, w_e p, w_e I p, w_e I^2) at (y, x); w_e = w + WEIGHT_FLOOR, or 1 without weights."""
     gv = float(g[y, x])
     pv = float(p[y, x])
     we = 1.0
@@ -345,9 +345,9 @@ def guided_coefficients(src, guide, radius: int, eps: float, weights=None, out=N
     """``(A, B) = (box(a), box(b))`` of the (weighted) guided filter on the GPU.
 
     Same definition as :func:`fastdefocus.stages.filters.guided_coefficients`
-    (``w_e = w + 1e-6``); returns two float32 device arrays of shape (H, W)
-    (``out``, a pair of them, if given). ``stream``: the CUDA stream to launch on;
-    ``work``: a :class:`GuidedWork` to reuse.
+    (``w_e = w + WEIGHT_FLOOR``, :data:`fastdefocus._params.WEIGHT_FLOOR`); returns two
+    float32 device arrays of shape (H, W) (``out``, a pair of them, if given). ``stream``:
+    the CUDA stream to launch on; ``work``: a :class:`GuidedWork` to reuse.
     """
     func = "guided_coefficients"
     p, g, w, r, e = _guided_args(func, src, guide, radius, eps, weights)

@@ -19,6 +19,8 @@ import math
 
 import numpy as np
 
+from fastdefocus._params import FLAT_STD
+
 from ._device import as_device, cuda
 from .filters import _reflect  # one reflect-101 index rule for every kernel
 
@@ -107,7 +109,7 @@ def patch_grid(shape, size: int = 32, stride: int = 8):
 
 
 def extract_patches(gray, size: int = 32, stride: int = 8, normalize: bool = False,
-                    std_floor: float = 0.02, out=None, first: int = 0, dtype=np.float32,
+                    std_floor: float = FLAT_STD, out=None, first: int = 0, dtype=np.float32,
                     threads: int = 128, std_out=None, stream=0):
     """Patches of a device image on a regular grid, written into a batch.
 
@@ -120,7 +122,7 @@ def extract_patches(gray, size: int = 32, stride: int = 8, normalize: bool = Fal
     normalize : bool
         ``(p - mean) / max(std, std_floor)`` per patch (population std).
     std_floor : float
-        > 0.
+        > 0; default :data:`fastdefocus._params.FLAT_STD`.
     out : device array, shape (N, size, size) or (N, 1, size, size), optional
         float32 or float16 batch (e.g. the classifier's fp16 input, shared
         through ``__cuda_array_interface__``); receives the patches

@@ -140,7 +140,7 @@ def test_bad_images(estimator, image, error, match):
     ({"stride": 0}, ValueError, "stride"),
     ({"stride": 3}, ValueError, "stride must be one of"),
     ({"stride": -8}, ValueError, "stride"),
-    ({"stride": 8.5}, TypeError, "stride must be an integer"),
+    ({"stride": 8.5}, TypeError, "stride must be an int"),
     ({"radius": 0}, ValueError, "radius"),
     ({"eps": 0}, ValueError, "eps"),
     ({"iterations": -1}, ValueError, "iterations"),
@@ -230,7 +230,7 @@ def test_stream_smoothing_and_prefetch(estimator, stripes_scene):
     np.testing.assert_allclose(smoothed[2], 0.25 * smoothed[1] + 0.75 * single[2], atol=1e-6)
     with pytest.raises(ValueError, match=r"smoothing must be in \[0, 1\)"):
         next(estimator.stream(iter(frames), smoothing=1.0))
-    with pytest.raises(ValueError, match="prefetch must be >= 1"):
+    with pytest.raises(ValueError, match="prefetch must be an int >= 1"):
         next(estimator.stream(iter(frames), prefetch=0))
 
 

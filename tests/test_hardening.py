@@ -22,7 +22,7 @@ from fastdefocus.stages.classify import ModelFileError, load_model_info
 from fastdefocus.cli.main import main
 from fastdefocus.estimator import default_max_pixels
 from fastdefocus.io.images import read_image, write_atomic
-from fastdefocus.stages.ingest import MAX_PIXELS, check_image
+from fastdefocus._validate import MAX_PIXELS, check_image
 
 SRC = Path(fastdefocus.__file__).resolve().parent
 
@@ -173,29 +173,29 @@ def test_torch_channel_first_layout(est):
 # ---------------------------------------------------------------------------- options
 
 BAD_OPTIONS = [
-    ({"stride": 0}, ValueError, "stride must be >= 1, got 0"),
-    ({"stride": -8}, ValueError, "stride must be >= 1, got -8"),
+    ({"stride": 0}, ValueError, "stride must be an int >= 1, got 0"),
+    ({"stride": -8}, ValueError, "stride must be an int >= 1, got -8"),
     ({"stride": 3}, ValueError, r"stride must be one of \[1, 2, 4, 8, 16, 32\], got 3"),
     ({"stride": 64}, ValueError, "stride must be one of"),
-    ({"stride": 8.5}, TypeError, r"stride must be an integer, got 8.5 \(type float\)"),
-    ({"stride": 8.0}, TypeError, r"stride must be an integer, got 8.0"),
-    ({"stride": "8"}, TypeError, r"stride must be an integer, got '8' \(type str\)"),
-    ({"stride": True}, TypeError, "stride must be an integer, got True"),
-    ({"stride": None}, TypeError, "stride must be an integer, got None"),
-    ({"radius": 0}, ValueError, "radius must be >= 1.0, got 0.0"),
-    ({"radius": -4}, ValueError, "radius must be >= 1.0, got -4.0"),
-    ({"radius": 0.5}, ValueError, "radius must be >= 1.0, got 0.5"),
-    ({"radius": "16"}, TypeError, "radius must be a finite number, got '16'"),
-    ({"radius": float("nan")}, TypeError, "radius must be a finite number, got nan"),
-    ({"radius": float("inf")}, TypeError, "radius must be a finite number, got inf"),
-    ({"eps": 0}, ValueError, "eps must be > 0.0, got 0.0"),
-    ({"eps": -1e-3}, ValueError, "eps must be > 0.0"),
-    ({"sigma0": -1}, ValueError, "sigma0 must be >= 0.0, got -1.0"),
-    ({"iterations": -1}, ValueError, "iterations must be >= 0, got -1"),
-    ({"snap": -1}, ValueError, "snap must be >= 0, got -1"),
-    ({"snap": 2.5}, TypeError, "snap must be an integer"),
-    ({"iterations": 2.5}, TypeError, "iterations must be an integer"),
-    ({"batch_size": 0}, ValueError, "batch_size must be >= 1, got 0"),
+    ({"stride": 8.5}, TypeError, r"stride must be an int >= 1, got 8.5 \(type float\)"),
+    ({"stride": 8.0}, TypeError, r"stride must be an int >= 1, got 8.0"),
+    ({"stride": "8"}, TypeError, r"stride must be an int >= 1, got '8' \(type str\)"),
+    ({"stride": True}, TypeError, "stride must be an int >= 1, got True"),
+    ({"stride": None}, TypeError, "stride must be an int >= 1, got None"),
+    ({"radius": 0}, ValueError, "radius must be a finite number >= 1, got 0.0"),
+    ({"radius": -4}, ValueError, "radius must be a finite number >= 1, got -4.0"),
+    ({"radius": 0.5}, ValueError, "radius must be a finite number >= 1, got 0.5"),
+    ({"radius": "16"}, TypeError, "radius must be a real number >= 1, got '16'"),
+    ({"radius": float("nan")}, ValueError, "radius must be a finite number >= 1, got nan"),
+    ({"radius": float("inf")}, ValueError, "radius must be a finite number >= 1, got inf"),
+    ({"eps": 0}, ValueError, "eps must be a finite number > 0, got 0.0"),
+    ({"eps": -1e-3}, ValueError, "eps must be a finite number > 0"),
+    ({"sigma0": -1}, ValueError, "sigma0 must be a finite number >= 0, got -1.0"),
+    ({"iterations": -1}, ValueError, "iterations must be an int >= 0, got -1"),
+    ({"snap": -1}, ValueError, "snap must be an int >= 0, got -1"),
+    ({"snap": 2.5}, TypeError, "snap must be an int"),
+    ({"iterations": 2.5}, TypeError, "iterations must be an int"),
+    ({"batch_size": 0}, ValueError, "batch_size must be an int >= 1, got 0"),
     ({"max_pixels": 0}, ValueError, "max_pixels must be an integer >= 1 or None, got 0"),
     ({"max_pixels": -5}, ValueError, "max_pixels must be an integer >= 1 or None, got -5"),
     ({"max_pixels": 1.5e6}, TypeError, r"max_pixels must be an integer >= 1 or None, got 1500000.0 \(type float\)"),
@@ -601,9 +601,9 @@ def test_cli_interrupted_run_leaves_no_partial_output(tmp_path, photo, monkeypat
 
 @pytest.mark.parametrize("argv, match", [
     (["--stride", "3"], r"error: stride must be one of \[1, 2, 4, 8, 16, 32\], got 3"),
-    (["--stride", "0"], "error: stride must be >= 1, got 0"),
-    (["--sigma0", "-1"], "error: sigma0 must be >= 0.0, got -1.0"),
-    (["--sigma0", "nan"], "error: sigma0 must be a finite number, got nan"),
+    (["--stride", "0"], "error: stride must be an int >= 1, got 0"),
+    (["--sigma0", "-1"], "error: sigma0 must be a finite number >= 0, got -1.0"),
+    (["--sigma0", "nan"], "error: sigma0 must be a finite number >= 0, got nan"),
 ])
 def test_cli_bad_options(tmp_path, photo, capsys, argv, match):
     with pytest.raises(SystemExit) as exit_info:

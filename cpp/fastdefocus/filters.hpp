@@ -29,13 +29,18 @@ int default_threads() noexcept;
 // than std::thread.
 bool built_with_openmp() noexcept;
 
+// Added to every weight of the weighted guided filter (w_e = weights + kWeightFloor), so a
+// window of zero weight still has a defined mean.  The Python constant
+// fastdefocus._params.WEIGHT_FLOOR is tested equal to it (exposed as _native.WEIGHT_FLOOR).
+inline constexpr double kWeightFloor = 1e-6;
+
 // Mean over the (2r+1) x (2r+1) window.  `dst` must not overlap `src`.
 void box_filter(const float* src, float* dst, std::int64_t h, std::int64_t w,
                 std::int64_t radius, int threads = 0);
 
 // Guided filter (He et al.) of `src` with the gray `guide`.  With `weights`
 // (nullable, per-pixel, >= 0) it is the weighted guided filter: with
-// w_e = weights + 1e-6 the window fit uses the w_e-weighted means, and the
+// w_e = weights + kWeightFloor the window fit uses the w_e-weighted means, and the
 // output is q = box(a) * I + box(b).  `dst` may be the same buffer as `src`
 // (then a temporary image is used) but must not overlap guide or weights, nor
 // partially overlap src.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 
 import numpy as np
 
@@ -134,24 +135,40 @@ def _is_uint(dtype: np.dtype, itemsize: int) -> bool:
     return dtype.kind == "u" and dtype.itemsize == itemsize
 
 
-def check_int(name: str, value, low: int, allowed=None) -> int:
-    """An integer option >= ``low`` (and in ``allowed`` when given); bools are refused."""
+def describe(value) -> str:
+    """``repr(value)`` (cut at 60 characters) and its type, for error messages."""
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} (type {type(value).__name__})"
+
+
+def _bound(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def check_int(name: str, value, low: int, allowed=None, where: str = "") -> int:
+    """An integer option >= ``low`` (and in ``allowed`` when given); bools and floats are refused.
+    ``where`` (a function's name) prefixes the message."""
+    prefix = f"{where}: " if where else ""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {value!r} (type {type(value).__name__})")
-    value = int(value)
+        raise TypeError(f"{prefix}{name} must be an int >= {low}, got {describe(value)}")
+    value = operator.index(value)
     if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {value}")
+        raise ValueError(f"{prefix}{name} must be an int >= {low}, got {value}")
     if allowed is not None and value not in allowed:
-        raise ValueError(f"{name} must be one of {sorted(allowed)}, got {value}")
+        raise ValueError(f"{prefix}{name} must be one of {sorted(allowed)}, got {value}")
     return value
 
 
-def check_float(name: str, value, low: float, inclusive: bool = True) -> float:
-    """A finite real option >= ``low`` (> ``low`` when not ``inclusive``); bools are refused."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise TypeError(f"{name} must be a finite number, got {value!r}")
+def check_float(name: str, value, low: float, inclusive: bool = True, where: str = "") -> float:
+    """A finite real option >= ``low`` (> ``low`` when not ``inclusive``); bools are refused.
+    ``where`` (a function's name) prefixes the message."""
+    prefix = f"{where}: " if where else ""
+    op = ">=" if inclusive else ">"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{prefix}{name} must be a real number {op} {_bound(low)}, got {describe(value)}")
     value = float(value)
-    if value < low or (not inclusive and value == low):
-        raise ValueError(f"{name} must be {'>=' if inclusive else '>'} {low}, got {value}")
+    if not math.isfinite(value) or value < low or (not inclusive and value == low):
+        raise ValueError(f"{prefix}{name} must be a finite number {op} {_bound(low)}, got {value!r}")
     return value
-

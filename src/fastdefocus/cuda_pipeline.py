@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from fastdefocus._params import AGREEMENT_TAU, SPLAT_LIFT, UPSAMPLE_EPS, UPSAMPLE_RADIUS
+from fastdefocus._params import AGREEMENT_TAU, SHARPNESS_BLUR, SPLAT_LIFT, UPSAMPLE_EPS, UPSAMPLE_RADIUS
 from fastdefocus._validate import check_image
 from fastdefocus.stages.refine import working_scale
 
@@ -95,8 +95,11 @@ class GpuPipeline:
 
     def __init__(self, config, info, backend: str = "auto", max_batch: int = MAX_BATCH):
         from fastdefocus.kernels import filters as kf
+        from fastdefocus.kernels import ingest as k_ingest
         from fastdefocus.kernels import patches as kp
-        from fastdefocus.kernels import stages as ks
+        from fastdefocus.kernels import refine as k_refine
+        from fastdefocus.kernels import snap as k_snap
+        from fastdefocus.kernels import splat as k_splat
         from fastdefocus.kernels._compat import import_cuda
 
         from fastdefocus.kernels._device import SIMULATOR
@@ -104,7 +107,9 @@ class GpuPipeline:
         self.cuda = import_cuda()
         # threads per patch block: 128 on a GPU; few under the simulator (a Python thread each)
         self.patch_threads = 16 if SIMULATOR else 128
-        self.kf, self.kp, self.ks = kf, kp, ks
+        #: the kernel modules, one per stage (fastdefocus.kernels.<stage>, like fastdefocus.stages)
+        self.kf, self.kp = kf, kp
+        self.k_ingest, self.k_splat, self.k_refine, self.k_snap = k_ingest, k_splat, k_refine, k_snap
         #: the estimator's EstimatorConfig (validated there) and its model
         self.cfg, self.info = config, info
         self.patch_size, self.flat_std, self.sigma_max = info.patch_size, info.flat_std, info.sigma_max
@@ -157,7 +162,7 @@ class GpuPipeline:
         """Enqueue one frame (a device array (H, W[, C])) on ``stream``; the map and the
         confidence land in ``sigma_out`` / ``conf_out`` (float32 (H, W) device arrays).
         ``events``: a dict that receives CUDA events after each stage (for timing)."""
-        ks, kp, kf = self.ks, self.kp, self.kf
+        ingest, splat, refine, kp, kf = self.k_ingest, self.k_splat, self.k_refine, self.kp, self.kf
         h, w = frame_dev.shape[:2]
         geo, b = self._setup(h, w)
         p, s = self.patch_size, self.cfg.stride
@@ -172,15 +177,15 @@ class GpuPipeline:
                 events[name] = ev
 
         mark("start")
-        ks.luminance(frame_dev, out=b.lum, stream=stream)
+        ingest.luminance(frame_dev, out=b.lum, stream=stream)
         if self.cfg.sigma0 > 0:
-            ks.gaussian_blur(b.lum, self.cfg.sigma0, out=b.source, scratch=b.scratch, stream=stream)
+            ingest.gaussian_blur(b.lum, self.cfg.sigma0, out=b.source, scratch=b.scratch, stream=stream)
         mark("ingest")
-        ks.pad_reflect(b.source, *geo.full, out=b.padded, stream=stream)
-        ks.gaussian_blur(b.padded, 1.0, out=b.coarse, scratch=b.coarse_tmp, stream=stream)
-        ks.patch_statistics(b.padded, b.coarse, geo.grid, p, s, self.flat_std, AGREEMENT_TAU,
-                            agreement=b.agreement, patch_sharp=b.patch_sharp, cell_sharp=b.cell_sharp,
-                            scratch=b.windows, stream=stream)
+        ingest.pad_reflect(b.source, *geo.full, out=b.padded, stream=stream)
+        ingest.gaussian_blur(b.padded, SHARPNESS_BLUR, out=b.coarse, scratch=b.coarse_tmp, stream=stream)
+        splat.patch_statistics(b.padded, b.coarse, geo.grid, p, s, self.flat_std, AGREEMENT_TAU,
+                               agreement=b.agreement, patch_sharp=b.patch_sharp, cell_sharp=b.cell_sharp,
+                               scratch=b.windows, stream=stream)
         mark("statistics")
         backend = self._backend_for(geo.n)
         for first in range(0, geo.n, backend.batch):
@@ -189,21 +194,21 @@ class GpuPipeline:
                                threads=self.patch_threads)
             count = min(backend.batch, geo.n - first)
             probs = backend.run(count, stream)
-            ks.patch_outputs(probs, first, self.info.levels, self.info.calibration, self.cfg.sigma0, b.std,
-                             b.agreement, self.flat_std, b.sigma_p, b.conf_p, b.weight_p, stream=stream)
+            splat.patch_outputs(probs, first, self.info.levels, self.info.calibration, self.cfg.sigma0, b.std,
+                                b.agreement, self.flat_std, b.sigma_p, b.conf_p, b.weight_p, stream=stream)
         mark("classify")
-        ks.splat(b.sigma_p, b.weight_p, b.conf_p, geo.grid, p, s, b.cell_sigma, b.cell_weight,
-                 b.cell_conf, lift=SPLAT_LIFT, sharpness=(b.patch_sharp, b.cell_sharp), stream=stream)
+        splat.splat(b.sigma_p, b.weight_p, b.conf_p, geo.grid, p, s, b.cell_sigma, b.cell_weight,
+                    b.cell_conf, lift=SPLAT_LIFT, sharpness=(b.patch_sharp, b.cell_sharp), stream=stream)
         mark("splat")
         upsampled = b.unsnapped if self.cfg.snap else sigma_out
         if self.cfg.iterations == 0:  # no guided filter: the cells interpolated bilinearly
-            ks.upsample_apply(b.zero_cells, b.cell_sigma, b.lum, b.cell_conf, geo.full, self.sigma_max,
-                              sigma_out=upsampled, conf_out=conf_out, stream=stream)
+            refine.upsample_apply(b.zero_cells, b.cell_sigma, b.lum, b.cell_conf, geo.full, self.sigma_max,
+                                  sigma_out=upsampled, conf_out=conf_out, stream=stream)
             mark("upsample")
             return self._snap(b, sigma_out, stream, mark), conf_out
-        ks.area_guide(b.lum, *geo.work, geo.scale, out=b.guide, stream=stream)
-        ks.resize_linear(b.cell_sigma, *geo.work, b=b.cell_weight, out_a=b.values, out_b=b.weights,
-                         clip_b=True, stream=stream)
+        refine.area_guide(b.lum, *geo.work, geo.scale, out=b.guide, stream=stream)
+        refine.resize_linear(b.cell_sigma, *geo.work, b=b.cell_weight, out_a=b.values, out_b=b.weights,
+                             clip_b=True, stream=stream)
         r_work = max(1, int(round(self.cfg.radius / geo.scale)))
         if b.work_gf is None:
             b.work_gf = kf.GuidedWork(*geo.work, r_work)
@@ -216,8 +221,8 @@ class GpuPipeline:
             b.work_up = kf.GuidedWork(*geo.work, r_up)
         kf.guided_coefficients(b.refined, b.guide, r_up, UPSAMPLE_EPS, out=(b.coef_a, b.coef_b), stream=stream,
                                work=b.work_up)
-        ks.upsample_apply(b.coef_a, b.coef_b, b.lum, b.cell_conf, geo.full, self.sigma_max,
-                          sigma_out=upsampled, conf_out=conf_out, stream=stream)
+        refine.upsample_apply(b.coef_a, b.coef_b, b.lum, b.cell_conf, geo.full, self.sigma_max,
+                              sigma_out=upsampled, conf_out=conf_out, stream=stream)
         mark("upsample")
         return self._snap(b, sigma_out, stream, mark), conf_out
 
@@ -225,15 +230,16 @@ class GpuPipeline:
         """The boundary snap from ``b.unsnapped`` into ``sigma_out`` (nothing when it is off)."""
         if self.cfg.snap:
             if b.snap_work is None:
-                b.snap_work = self.ks.SnapWork(*b.unsnapped.shape, stream=stream)
-            self.ks.snap_boundaries(b.unsnapped, b.lum, self.cfg.snap, out=sigma_out, work=b.snap_work,
-                                    stream=stream)
+                b.snap_work = self.k_snap.SnapWork(*b.unsnapped.shape, stream=stream)
+            self.k_snap.snap_boundaries(b.unsnapped, b.lum, self.cfg.snap, out=sigma_out, work=b.snap_work,
+                                        stream=stream)
             mark("snap")
         return sigma_out
 
     def estimate(self, image):
         """One host image in, a DefocusResult (host arrays) out; the GPU timings per stage
         (CUDA events) are in ``result.timings``."""
+        from fastdefocus.kernels._device import as_device
         from fastdefocus.result import DefocusResult
 
         from fastdefocus.stages.filters import _on_device
@@ -242,7 +248,7 @@ class GpuPipeline:
         t0 = time.perf_counter()
         stream = self._compute_stream()
         if _on_device(image):  # a CuPy array / torch CUDA tensor / Numba array: no host round trip
-            frame = self.ks.as_device("estimate", "image", image, ndim=len(image.shape))
+            frame = as_device("estimate", "image", image, ndim=len(image.shape))
             if len(frame.shape) == 3 and frame.shape[0] in (1, 3, 4) and frame.shape[2] not in (1, 3, 4):
                 raise ValueError(f"device image of shape {tuple(frame.shape)} looks channel-first; "
                                  "pass (H, W) or (H, W, C)")
@@ -312,7 +318,7 @@ class GpuPipeline:
             slot["uploaded"].wait(compute)
             self.run(slot["d_in"], slot["d_sigma"], slot["d_conf"], compute)
             if state is not None:
-                self.ks.blend(state, slot["d_sigma"], smoothing, index == 0, stream=compute)
+                self.k_refine.blend(state, slot["d_sigma"], smoothing, index == 0, stream=compute)
             slot["computed"].record(compute)
             slot["computed"].wait(down)
             slot["d_sigma"].copy_to_host(slot["h_sigma"], stream=down)

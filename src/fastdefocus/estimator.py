@@ -22,7 +22,8 @@ from fastdefocus.result import DefocusResult
 from fastdefocus.stages.blur import gaussian_blur
 from fastdefocus.stages.classify import apply_calibration, confidence_from_probs, expected_sigma_raw, load_model_info
 from fastdefocus.stages.filters import extract_patches
-from fastdefocus.stages.ingest import check_pixel_count, to_luminance
+from fastdefocus._validate import check_pixel_count
+from fastdefocus.stages.ingest import to_luminance
 from fastdefocus.stages.refine import pad_to, refine, resize
 from fastdefocus.stages.snap import snap_boundaries
 from fastdefocus.stages.splat import energy_tables, patch_statistics, sharpness_maps, splat, tent_sum

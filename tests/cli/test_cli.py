@@ -60,14 +60,15 @@ def test_console_script_help():
 
 
 def test_snap_option_reaches_the_estimator(tmp_path, photo, capsys):
-    from fastdefocus.cli.main import _estimator_from, build_parser, main
+    from fastdefocus.cli.main import build_parser, main
+    from fastdefocus.cli.options import estimator_from_args as _estimator_from
     args = build_parser().parse_args(["estimate", str(photo), "-o", str(tmp_path / "o"), "--snap", "0"])
     assert _estimator_from(args).snap == 0
     args = build_parser().parse_args(["estimate", str(photo), "-o", str(tmp_path / "o")])
     assert _estimator_from(args).snap == 10
     with pytest.raises(SystemExit) as e:
         main(["estimate", str(photo), "-o", str(tmp_path / "bad"), "--snap", "-2", "--device", "cpu"])
-    assert e.value.code != 0 and "snap must be >= 0, got -2" in capsys.readouterr().err
+    assert e.value.code != 0 and "snap must be an int >= 0, got -2" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
 
 

@@ -128,12 +128,7 @@ def test_eval_command_on_a_small_data_folder(data_root, tmp_path, capsys):
         assert f"]({name})" in (out / "quality.md").read_text()
 
 
-def test_fusion_section_runs_benchmarks_fusion(tmp_path, scene, capsys):
-    from fastdefocus.eval.quality import load_fusion_script
-    try:
-        load_fusion_script()
-    except FileNotFoundError:
-        pytest.skip("not a source checkout with benchmarks/fusion.py")
+def test_fusion_section_runs_from_the_package(tmp_path, scene, capsys):
     sharp = scene[2]
     blurred = cv2.GaussianBlur(sharp, (0, 0), 3)
     near, far = sharp.copy(), sharp.copy()

@@ -1,11 +1,13 @@
-"""The GPU pipeline (fastdefocus.cuda_pipeline + kernels.stages) against the CPU estimator, under
+"""The GPU pipeline (fastdefocus.cuda_pipeline + the per-stage kernels fastdefocus.kernels.ingest /
+splat / refine / snap) against the CPU stages and estimator, under
 Numba's CUDA simulator (small frames: every simulated thread is a Python thread), with
 the ``cpu`` classifier backend (ONNX Runtime on the host). Also the backends' selection
 and TensorRT engine cache keys, which need no GPU."""
 from __future__ import annotations
 
-import os
-
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -13,6 +15,7 @@ import pytest  # noqa: E402
 pytest.importorskip("numba")
 
 from fastdefocus import DefocusEstimator  # noqa: E402
+from fastdefocus._params import AGREEMENT_TAU, FLAT_STD, SHARPNESS_BLUR  # noqa: E402
 from fastdefocus.backends import cuda as B  # noqa: E402
 from fastdefocus.stages.blur import gaussian_blur  # noqa: E402
 from fastdefocus.kernels._compat import import_cuda  # noqa: E402
@@ -23,7 +26,10 @@ from fastdefocus.stages.splat import patch_statistics, splat, tent_sum  # noqa: 
 cuda = import_cuda()
 
 from fastdefocus.cuda_pipeline import GpuPipeline  # noqa: E402
-from fastdefocus.kernels import stages as S  # noqa: E402
+from fastdefocus.kernels import ingest as KI  # noqa: E402
+from fastdefocus.kernels import refine as KR  # noqa: E402
+from fastdefocus.kernels import snap as KS  # noqa: E402
+from fastdefocus.kernels import splat as KSP  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +51,13 @@ def test_luminance_matches_ingest():
                 rng.integers(0, 65536, (4, 6, 4), dtype=np.uint16),
                 rng.random((3, 5)).astype(np.float32),
                 rng.integers(0, 256, (3, 4, 2), dtype=np.uint8)]:
-        got = S.luminance(cuda.to_device(arr)).copy_to_host()
+        got = KI.luminance(cuda.to_device(arr)).copy_to_host()
         np.testing.assert_allclose(got, to_luminance(arr), atol=1e-6)
 
 
 def test_gaussian_blur_matches_cpu():
     img = np.random.default_rng(1).random((9, 12)).astype(np.float32)
-    got = S.gaussian_blur(cuda.to_device(img), 1.0).copy_to_host()
+    got = KI.gaussian_blur(cuda.to_device(img), 1.0).copy_to_host()
     np.testing.assert_allclose(got, gaussian_blur(img, 1.0), atol=1e-5)
 
 
@@ -59,9 +65,9 @@ def test_gaussian_blur_matches_cpu():
 def test_patch_statistics_match_cpu(shape, stride):
     """Agreement, patch and cell sharpness from the base-cell pass against fastdefocus.stages.splat."""
     from fastdefocus.kernels.patches import patch_grid
-    from fastdefocus.stages.splat import AGREEMENT_TAU, sharpness_maps
+    from fastdefocus.stages.splat import sharpness_maps
     img = scene(*shape)
-    p, flat = 32, 0.02
+    p, flat = 32, FLAT_STD
     grid = patch_grid(shape, p, stride)
     k = p // stride
     cells = (grid[0] + k - 1, grid[1] + k - 1)
@@ -69,10 +75,10 @@ def test_patch_statistics_match_cpu(shape, stride):
     padded = pad_to(img, *full)
     _, agree_want = patch_statistics(padded, grid, p, stride, flat)
     patch_want, cell_want = sharpness_maps(padded, grid, p, stride)
-    d_pad = S.pad_reflect(cuda.to_device(img), *full)
+    d_pad = KI.pad_reflect(cuda.to_device(img), *full)
     np.testing.assert_allclose(d_pad.copy_to_host(), padded)
-    coarse = S.gaussian_blur(d_pad, 1.0)
-    agreement, patch_sharp, cell_sharp = S.patch_statistics(d_pad, coarse, grid, p, stride, flat, AGREEMENT_TAU)
+    coarse = KI.gaussian_blur(d_pad, SHARPNESS_BLUR)
+    agreement, patch_sharp, cell_sharp = KSP.patch_statistics(d_pad, coarse, grid, p, stride, flat, AGREEMENT_TAU)
     np.testing.assert_allclose(agreement.copy_to_host(), agree_want.ravel(), atol=2e-4)
     np.testing.assert_allclose(patch_sharp.copy_to_host(), patch_want.ravel(), atol=1e-4)
     np.testing.assert_allclose(cell_sharp.copy_to_host(), cell_want, atol=1e-4)
@@ -93,8 +99,8 @@ def test_splat_with_lift_matches_cpu():
         want_c = tent_sum(conf, 32, 8) / tent_sum(np.ones(grid), 32, 8)
         d_sharp = (cuda.to_device(patch_sharp.ravel().astype(np.float32)),
                    cuda.to_device(cell_sharp.astype(np.float32))) if match else None
-        got = S.splat(cuda.to_device(values.ravel()), cuda.to_device(weights.ravel()),
-                      cuda.to_device(conf.ravel()), grid, 32, 8, lift=lift, sharpness=d_sharp)
+        got = KSP.splat(cuda.to_device(values.ravel()), cuda.to_device(weights.ravel()),
+                        cuda.to_device(conf.ravel()), grid, 32, 8, lift=lift, sharpness=d_sharp)
         np.testing.assert_allclose(got[0].copy_to_host(), want_v, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(got[1].copy_to_host(), want_w, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(got[2].copy_to_host(), want_c, rtol=1e-5, atol=1e-7)
@@ -104,26 +110,26 @@ def test_splat_with_lift_matches_cpu():
 def test_resize_linear_matches_opencv(src, dst):
     a = np.random.default_rng(4).random(src).astype(np.float32)
     b = a - 0.5
-    got_a, got_b = S.resize_linear(cuda.to_device(a), *dst, b=cuda.to_device(b), clip_b=True)
+    got_a, got_b = KR.resize_linear(cuda.to_device(a), *dst, b=cuda.to_device(b), clip_b=True)
     np.testing.assert_allclose(got_a.copy_to_host(), resize(a, *dst), atol=1e-6)
     np.testing.assert_allclose(got_b.copy_to_host(), np.maximum(resize(b, *dst), 0), atol=1e-6)
 
 
 def test_area_guide_matches_opencv():
     lum = np.random.default_rng(5).random((13, 18)).astype(np.float32)
-    got = S.area_guide(cuda.to_device(lum), 4, 5, 4).copy_to_host()
+    got = KR.area_guide(cuda.to_device(lum), 4, 5, 4).copy_to_host()
     np.testing.assert_allclose(got, resize(pad_to(lum, 16, 20), 4, 5, area=True), atol=1e-6)
 
 
 @pytest.mark.parametrize("shape,radius", [((24, 40), 10), ((9, 13), 3), ((1, 7), 2)])
 def test_snap_boundaries_matches_cpu(shape, radius):
-    from fastdefocus.stages.refine import snap_boundaries
+    from fastdefocus.stages.snap import snap_boundaries
     h, w = shape
     lum = scene(h, w)
     ramp = np.clip((np.arange(w, dtype=np.float32) - w / 2) / 6 + 0.5, 0, 1) * 2.0  # 0 -> 2 px
     sigma = np.ascontiguousarray(np.broadcast_to(ramp, shape), dtype=np.float32)
     want = snap_boundaries(sigma, lum, radius)
-    got = S.snap_boundaries(cuda.to_device(sigma), cuda.to_device(lum), radius).copy_to_host()
+    got = KS.snap_boundaries(cuda.to_device(sigma), cuda.to_device(lum), radius).copy_to_host()
     if shape == (24, 40):
         assert np.abs(want - sigma).max() > 0.1  # the case snaps pixels
     np.testing.assert_allclose(got, want, atol=1e-4)
@@ -134,7 +140,7 @@ def test_pipeline_matches_cpu_estimator(cpu_est, shape, stride, iterations):
     est = DefocusEstimator(device="cpu", stride=stride, iterations=iterations)
     img = (scene(*shape) * 255).astype(np.uint8)
     rgb = np.repeat(img[..., None], 3, axis=2)
-    gpu = GpuPipeline(est, backend="cpu")
+    gpu = GpuPipeline(est.config, est.info, backend="cpu")
     assert gpu.backend_name == "cpu"
     got = gpu.estimate(rgb)
     want = est.estimate(rgb)
@@ -147,7 +153,7 @@ def test_pipeline_matches_cpu_estimator(cpu_est, shape, stride, iterations):
 
 def test_pipeline_stream_keeps_order_and_smooths(cpu_est):
     frames = [(scene(24, 32, seed=i) * 255).astype(np.uint8) for i in range(2)]
-    gpu = GpuPipeline(cpu_est, backend="cpu")
+    gpu = GpuPipeline(cpu_est.config, cpu_est.info, backend="cpu")
     streamed = [r.sigma for r in gpu.stream(iter(frames), depth=2)]
     np.testing.assert_array_equal(streamed[1], gpu.estimate(frames[1]).sigma)  # in order
     assert not np.array_equal(streamed[0], streamed[1])
@@ -156,6 +162,24 @@ def test_pipeline_stream_keeps_order_and_smooths(cpu_est):
     np.testing.assert_allclose(smoothed[1], 0.5 * streamed[0] + 0.5 * streamed[1], atol=1e-6)
     with pytest.raises(ValueError, match="same size"):
         list(gpu.stream(iter([frames[0], frames[0][:20]])))
+
+
+# --------------------------------------------------------------------------- gpu_bench
+
+
+def test_gpu_bench_runs_from_the_installed_package(tmp_path):
+    """``python -m fastdefocus.eval.gpu_bench`` is the bench's one command: it runs from any
+    directory (nothing of the checkout needed); benchmarks/gpu_bench.py only forwards to it."""
+    command = [sys.executable, "-m", "fastdefocus.eval.gpu_bench", "--help"]
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "--simulator" in done.stdout and "--backends" in done.stdout and "--quick" in done.stdout
+    wrapper = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu_bench.py"
+    if wrapper.is_file():  # a checkout (not an installed sdist)
+        done = subprocess.run([sys.executable, str(wrapper), "--help"], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert "--simulator" in done.stdout
 
 
 # ---------------------------------------------------------------------------- backends

@@ -1,4 +1,5 @@
-"""GPU kernels (fastdefocus.kernels, Numba CUDA) against the float64 reference.
+"""GPU kernels (fastdefocus.kernels, Numba CUDA) against the float64 reference, and their
+place in the layering (below the CPU stages, constants from fastdefocus._params).
 
 Runs without a GPU under Numba's CUDA simulator (every thread a Python thread,
 so the inputs are small); skipped if Numba is not installed.
@@ -71,6 +72,55 @@ def test_row_stack_shim_leaves_existing_attribute(monkeypatch):
     monkeypatch.setattr(np, "row_stack", sentinel, raising=False)
     assert _compat.ensure_numpy_row_stack() is False
     assert np.row_stack is sentinel
+
+
+# ------------------------------------------------------------------------------ layering
+
+
+def test_kernels_import_no_cpu_stage_and_take_constants_from_params():
+    """The kernels sit below the CPU stages (fastdefocus.stages.filters dispatches device arrays
+    down to them): no kernel module imports fastdefocus.stages, and the tuned constants are
+    fastdefocus._params' own objects, not copies."""
+    import inspect
+    import re
+    from pathlib import Path
+
+    import fastdefocus._params as params
+    import fastdefocus.kernels as kernels
+    from fastdefocus.kernels import ingest, patches, snap, splat
+
+    root = Path(kernels.__file__).parent
+    sources = sorted(root.rglob("*.py"))
+    names = {p.name for p in sources}
+    assert {"ingest.py", "splat.py", "refine.py", "snap.py", "filters.py", "patches.py"} <= names
+    assert "stages.py" not in names  # split into one module per stage
+    stage_import = re.compile(r"^\s*(from\s+(fastdefocus\.stages|\.\.stages)\b"
+                              r"|import\s+fastdefocus\.stages\b"
+                              r"|from\s+(fastdefocus|\.\.)\s+import\s+[^\n]*\bstages\b)", re.M)
+    offenders = [f"{p.name}: {m.group(0).strip()}" for p in sources
+                 for m in stage_import.finditer(p.read_text(encoding="utf-8"))]
+    assert not offenders, offenders
+    assert K.WEIGHT_FLOOR is params.WEIGHT_FLOOR
+    assert tuple(ingest._LUMA) == tuple(np.float32(v) for v in params.LUMA_WEIGHTS)
+    assert splat.SHARPNESS_FLOOR is params.SHARPNESS_FLOOR and splat.MATCH_TAU is params.MATCH_TAU
+    assert splat.LIFT_EXP_MAX is params.LIFT_EXP_MAX
+    assert snap.SHARPNESS_BLUR is params.SHARPNESS_BLUR and snap.SNAP_REFERENCE is params.SNAP_REFERENCE
+    assert inspect.signature(patches.extract_patches).parameters["std_floor"].default is params.FLAT_STD
+
+
+def test_kernel_geometry_equals_the_cpu_stages():
+    """The kernels compute the Gaussian taps, the agreement windows and the splat's tent
+    themselves (they import no CPU stage): the very numbers of fastdefocus.stages."""
+    from fastdefocus.kernels import ingest, splat
+    from fastdefocus.stages import blur as cpu_blur
+    from fastdefocus.stages import splat as cpu_splat
+
+    for sigma in (0.0, 0.35, 1.0, 1.7, 6.0):
+        np.testing.assert_array_equal(ingest.gaussian_kernel1d(sigma), cpu_blur.gaussian_kernel1d(sigma))
+    for patch in (1, 2, 4, 8, 16, 32, 64):
+        assert splat.window_offsets(patch) == cpu_splat.window_offsets(patch)
+        for stride in (d for d in range(1, patch + 1) if patch % d == 0):
+            np.testing.assert_array_equal(splat.tent_weights(patch, stride), cpu_splat.tent_weights(patch, stride))
 
 
 def test_import_fastdefocus_does_not_import_numba():

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from fastdefocus.stages.blur import gaussian_blur, level_bins
-from fastdefocus.stages.classify import (ModelFileError, PatchClassifier, apply_calibration, confidence_from_probs,
+from fastdefocus.backends.cpu import PatchClassifier
+from fastdefocus.stages.classify import (ModelFileError, apply_calibration, confidence_from_probs,
                                   expected_sigma_raw, load_model_info)
 from fastdefocus.stages.filters import extract_patches
 from fastdefocus.scenes import dead_leaves

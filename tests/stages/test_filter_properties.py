@@ -14,7 +14,8 @@ from hypothesis.extra import numpy as hnp
 
 import fastdefocus
 from fastdefocus import box_filter, extract_patches, guided_filter, iterative_guided_filter
-from fastdefocus.stages.ingest import FLOAT_SLACK, to_luminance
+from fastdefocus._validate import FLOAT_SLACK
+from fastdefocus.stages.ingest import to_luminance
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow],
                     derandomize=True)

@@ -131,7 +131,7 @@ def _boundary_case(seed=0, h=64, w=96, high=3.0):
 
 
 def test_snap_puts_a_ramp_back_on_its_sides():
-    from fastdefocus.stages.refine import snap_boundaries
+    from fastdefocus.stages.snap import snap_boundaries
     errors = []
     for seed in range(3):
         image, truth, ramp = _boundary_case(seed)
@@ -149,7 +149,8 @@ def test_snap_puts_a_ramp_back_on_its_sides():
 
 
 def test_snap_leaves_flat_maps_and_radius_zero_alone():
-    from fastdefocus.stages.refine import SNAP_MIN_SPAN, snap_boundaries
+    from fastdefocus._params import SNAP_MIN_SPAN
+    from fastdefocus.stages.snap import snap_boundaries
     image, _, ramp = _boundary_case()
     np.testing.assert_array_equal(snap_boundaries(ramp, image, radius=0), ramp)
     gentle = ramp * (0.9 * SNAP_MIN_SPAN / 3.0)  # spans less than SNAP_MIN_SPAN in every window

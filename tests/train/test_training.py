@@ -7,6 +7,7 @@ torch = pytest.importorskip("torch")
 from fastdefocus.stages.blur import DEFAULT_LEVELS, gaussian_blur, level_bins  # noqa: E402
 from fastdefocus.stages.filters import extract_patches  # noqa: E402
 from fastdefocus.scenes import dead_leaves  # noqa: E402
+from fastdefocus.train.camera import PSF_NAMES  # noqa: E402
 from fastdefocus.train.training import (GeneratorConfig, make_patch, normalize_batch, random_dihedral,  # noqa: E402
                                   soft_targets)
 
@@ -16,24 +17,31 @@ def source():
     return dead_leaves(np.random.default_rng(3), size=128)
 
 
-def test_generator_is_deterministic(source):
+@pytest.fixture(scope="module")
+def sources():
+    """A colour source at the training scale and at twice it (the downscale path)."""
+    return (dead_leaves(np.random.default_rng(3), size=128, colour=True),
+            dead_leaves(np.random.default_rng(4), size=256, colour=True))
+
+
+def test_generator_is_deterministic(sources):
     cfg, bins = GeneratorConfig(), level_bins(DEFAULT_LEVELS)
-    a = [make_patch(source, k, cfg, bins, np.random.default_rng(11)) for k in (0, 7, 19)]
-    b = [make_patch(source, k, cfg, bins, np.random.default_rng(11)) for k in (0, 7, 19)]
+    a = [make_patch(sources, k, cfg, bins, np.random.default_rng(11)) for k in (0, 7, 19)]
+    b = [make_patch(sources, k, cfg, bins, np.random.default_rng(11)) for k in (0, 7, 19)]
     for (pa, sa, ka, ta), (pb, sb, kb, tb) in zip(a, b):
         assert np.array_equal(pa, pb) and sa == sb and ka == kb and ta == tb
 
 
 @pytest.mark.parametrize("level", [0, 1, 5, 10, 19])
-def test_label_matches_blur(source, level):
+def test_label_matches_blur(sources, level):
     cfg, bins = GeneratorConfig(), level_bins(DEFAULT_LEVELS)
     rng = np.random.default_rng(level)
     for _ in range(20):
-        patch, sigma, kind, texture = make_patch(source, level, cfg, bins, rng)
+        patch, sigma, kind, texture = make_patch(sources, level, cfg, bins, rng)
         assert patch.shape == (32, 32) and patch.dtype == np.uint8
         assert bins[level] <= sigma < bins[level + 1]
         assert int(np.digitize(sigma, bins) - 1) == level
-        assert kind in (0, 1, 2)
+        assert kind in range(len(PSF_NAMES))
 
 
 def test_more_blur_means_less_gradient(source):

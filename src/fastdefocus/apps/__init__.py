@@ -7,7 +7,7 @@
   focus gets crisper and the bokeh (and its noise) is left alone.
 - :func:`fuse`: multi-focus fusion of two or more shots of one scene.
 
-Every function takes images as :func:`fastdefocus.stages.ingest.check_image` accepts
+Every function takes images as :func:`fastdefocus._validate.check_image` accepts
 them (uint8, uint16 or float in [0, 1]; gray, RGB or RGBA) and returns NumPy
 arrays of the input's dtype and shape; alpha passes through untouched. A sigma
 map (Gaussian sigma in px, as :class:`fastdefocus.DefocusResult` holds it) may be

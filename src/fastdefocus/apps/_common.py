@@ -7,27 +7,10 @@ import numbers
 import cv2
 import numpy as np
 
-from fastdefocus._validate import check_image
+from fastdefocus._validate import check_float, check_image, check_int
 from fastdefocus.stages.blur import gaussian_blur
 from fastdefocus.stages.filters import _as_image, guided_filter
 from fastdefocus.stages.ingest import to_luminance
-
-
-def _check_number(name: str, value, low: float, inclusive: bool = True) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise TypeError(f"{name} must be a finite number, got {value!r} (type {type(value).__name__})")
-    value = float(value)
-    if value < low or (not inclusive and value == low):
-        raise ValueError(f"{name} must be {'>=' if inclusive else '>'} {low}, got {value}")
-    return value
-
-
-def _check_radius(name: str, value) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= 0, got {value!r} (type {type(value).__name__})")
-    if value < 0:
-        raise ValueError(f"{name} must be an int >= 0, got {value}")
-    return int(value)
 
 
 def _scale_of(dtype) -> float:

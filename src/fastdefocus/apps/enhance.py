@@ -6,8 +6,8 @@ import math
 import cv2
 import numpy as np
 
-from fastdefocus._validate import check_image
-from fastdefocus.apps._common import _check_number, _split, _merge, _sigma_for
+from fastdefocus._validate import check_image, check_float
+from fastdefocus.apps._common import _split, _merge, _sigma_for
 from fastdefocus.stages.blur import gaussian_blur
 from fastdefocus.stages.ingest import to_luminance
 
@@ -53,9 +53,9 @@ def enhance(image, sigma_map=None, amount: float = 1.0, *, estimator=None, radiu
     dtype('uint8')
     """
     arr = check_image(image)
-    amount = _check_number("amount", amount, 0.0)
-    radius = _check_number("radius", radius, 0.0, inclusive=False)
-    sigma_limit = _check_number("sigma_limit", sigma_limit, 0.0, inclusive=False)
+    amount = check_float("amount", amount, 0.0)
+    radius = check_float("radius", radius, 0.0, inclusive=False)
+    sigma_limit = check_float("sigma_limit", sigma_limit, 0.0, inclusive=False)
     sigma = _sigma_for("enhance", arr, sigma_map, estimator, arr.shape[:2])
     colour, alpha = _split(arr)
     lum = to_luminance(arr)

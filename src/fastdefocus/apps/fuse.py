@@ -6,8 +6,8 @@ import math
 import cv2
 import numpy as np
 
-from fastdefocus._validate import check_image
-from fastdefocus.apps._common import _check_number, _check_radius, _scale_of, _split, _merge, _sigma_for
+from fastdefocus._validate import check_image, check_float, check_int
+from fastdefocus.apps._common import _scale_of, _split, _merge, _sigma_for
 from fastdefocus.stages.filters import guided_filter
 from fastdefocus.stages.ingest import to_luminance
 
@@ -115,11 +115,11 @@ def fuse(images, estimator=None, *, sigma_maps=None, sigma_weight: float = 0.5, 
         if arr.shape != first.shape:
             raise ValueError(f"all images must have the same size and channels: images[0] has shape "
                              f"{first.shape}, images[{i}] has shape {arr.shape}")
-    sigma_weight = _check_number("sigma_weight", sigma_weight, 0.0)
-    band = _check_radius("band", band)
-    radius = _check_radius("radius", radius)
-    eps = _check_number("eps", eps, 0.0, inclusive=False)
-    min_region = _check_number("min_region", min_region, 0.0)
+    sigma_weight = check_float("sigma_weight", sigma_weight, 0.0)
+    band = check_int("band", band, 0)
+    radius = check_int("radius", radius, 0)
+    eps = check_float("eps", eps, 0.0, inclusive=False)
+    min_region = check_float("min_region", min_region, 0.0)
     if sigma_maps is not None and len(sigma_maps) != len(arrays):
         raise ValueError(f"sigma_maps must hold one map per image ({len(arrays)}), got {len(sigma_maps)}")
     if sigma_weight > 0:

@@ -6,8 +6,8 @@ import math
 import cv2
 import numpy as np
 
-from fastdefocus._validate import check_image
-from fastdefocus.apps._common import _check_number, _check_radius, _split, _merge, _sigma_for
+from fastdefocus._validate import check_image, check_float, check_int
+from fastdefocus.apps._common import _split, _merge, _sigma_for
 from fastdefocus.stages.blur import gaussian_blur
 from fastdefocus.stages.filters import guided_filter
 from fastdefocus.stages.ingest import to_luminance
@@ -116,11 +116,11 @@ def magnify(image, sigma_map=None, amount: float = 2.0, *, in_focus: float = 0.7
     True
     """
     arr = check_image(image)
-    amount = _check_number("amount", amount, 1.0)
-    in_focus = _check_number("in_focus", in_focus, 0.0)
-    guide_radius = _check_radius("guide_radius", guide_radius)
-    guide_eps = _check_number("guide_eps", guide_eps, 0.0, inclusive=False)
-    max_extra_sigma = _check_number("max_extra_sigma", max_extra_sigma, 0.0)
+    amount = check_float("amount", amount, 1.0)
+    in_focus = check_float("in_focus", in_focus, 0.0)
+    guide_radius = check_int("guide_radius", guide_radius, 0)
+    guide_eps = check_float("guide_eps", guide_eps, 0.0, inclusive=False)
+    max_extra_sigma = check_float("max_extra_sigma", max_extra_sigma, 0.0)
     sigma = _sigma_for("magnify", arr, sigma_map, estimator, arr.shape[:2])
     colour, alpha = _split(arr)
     beyond_focus = np.sqrt(np.maximum(sigma * sigma - np.float32(in_focus * in_focus), 0.0)) if in_focus else sigma

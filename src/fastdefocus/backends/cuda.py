@@ -104,7 +104,7 @@ class CpuBackend(Backend):
         super().__init__(info, batch)
         from fastdefocus.kernels._compat import import_cuda
 
-        from fastdefocus.stages.classify import PatchClassifier
+        from fastdefocus.backends.cpu import PatchClassifier
         self._cuda = import_cuda()
         self._classifier = PatchClassifier(info, device="cpu", backend="auto", batch_size=self.batch)
         p = info.patch_size

@@ -22,13 +22,26 @@ def add_quality_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--syndof", type=Path, default=None, help="SYNDOF folder (default DATA/eval/syndof)")
     ap.add_argument("--scenes", type=Path, default=None,
                     help="folder of sharp photos for layered scenes (default DATA/train/bsds500/val)")
-    ap.add_argument("--dbd", type=Path, default=None, help="detection masks folder (default DATA/eval/dbd/cuhk320)")
+    ap.add_argument("--dbd", type=Path, default=None,
+                    help="folder of detection image / mask pairs, masks white = in focus: images/ and "
+                         "masks_white_in_focus/ (or masks/, gt/), or <name> beside <name>_mask "
+                         "(default DATA/eval/dbd/cuhk320)")
+    ap.add_argument("--sharp", type=Path, default=None, metavar="DIR",
+                    help="folder of sharp photos for the sharp-photo readings (default DATA/train/bsds500/val)")
+    ap.add_argument("--largeblur", type=Path, default=None, metavar="DIR",
+                    help="folder of sharp photos blurred by 8 to 12 px for the large-blur readings "
+                         "(default: the --sharp folder)")
     ap.add_argument("--pairs", nargs="+", default=None, help="multi-focus pairs (default lytro_01 to lytro_10)")
     ap.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     ap.add_argument("--limit", type=int, default=100, help="photos used for layered scenes")
     ap.add_argument("--dbd-limit", type=int, default=None, help="detection images used (default all)")
     ap.add_argument("--syndof-limit", type=int, default=None, help="SYNDOF images used (default all)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sharp-limit", type=int, default=None, help="sharp photos used (default all)")
+    ap.add_argument("--largeblur-limit", type=int, default=None,
+                    help="photos used for the large-blur readings (default all; 4 estimates each at full size)")
+    ap.add_argument("--dbdgen-n", type=int, default=100, metavar="N",
+                    help="images of the generated detection set (section dbdgen)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the layered scenes and of the generated detection set")
     ap.add_argument("--no-peers", dest="peers", action="store_false",
                     help=f"only fastdefocus (HiFST needs: {HIFST_INSTALL})")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
@@ -114,8 +127,9 @@ def add_commands(subparsers) -> None:
     p = subparsers.add_parser(
         "eval", help="quality of the maps against truth and peers (Markdown, JSON, PNG pictures)",
         description="Quality sections on the benchmark data (default $FASTDEFOCUS_DATA or ../shared/data): "
-                    "SYNDOF sigma maps, synthetic layered scenes, defocus blur detection masks and "
-                    "multi-focus fusion, each against its peers in the same run. With --all, also the CPU "
+                    "SYNDOF sigma maps, synthetic layered scenes, defocus blur detection masks (real and "
+                    "generated), multi-focus fusion, sharp photos and large blur, each against its peers in "
+                    "the same run. With --all, also the CPU "
                     "speed tables, into one report folder (report.md, report.json, pictures).")
     add_report_arguments(p)
     p.add_argument("-o", "--out", type=Path, default=None,

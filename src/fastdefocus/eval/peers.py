@@ -53,7 +53,7 @@ def patch_labels_one_at_a_time(patches: np.ndarray, estimator) -> np.ndarray:
     try:
         import torch
 
-        from fastdefocus.stages.classify import load_torch_model
+        from fastdefocus.backends.cpu import load_torch_model
     except ImportError:
         run = estimator.classifier._run
         return np.array([int(run(p[None, None]).argmax()) for p in patches], np.int64)

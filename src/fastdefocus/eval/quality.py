@@ -14,8 +14,13 @@ Sections (each skipped, with a message saying what is missing, when its data is 
   MAE at 320 x 320 (:mod:`fastdefocus.metrics.defocus`). Our score is the fixed logistic
   :func:`~fastdefocus.metrics.defocus.in_focus_score` of sigma; peers: the official structure
   (1 - its [0, 1] map) and HiFST (:mod:`fastdefocus.eval.peers`).
+  Any folder of image / mask pairs works (:func:`dbd_pairs`); the LBP sharpness metric of Yi and
+  Eramian (:func:`fastdefocus.eval.realphotos.lbp_score`) is a peer too.
 - ``fusion``: multi-focus pairs (``eval/mfif``): Q^AB/F, Q_MI, Q_CB of fastdefocus.fuse, GFF
   and a Laplacian-energy decision (:mod:`fastdefocus.eval.fusion`).
+- ``sharp``, ``largeblur``, ``dbdgen`` (:mod:`fastdefocus.eval.realphotos`): sigma on sharp photos
+  as they are and blurred by 0.5 px; on photos blurred by Gaussians of 8 and 12 px and discs of
+  radius 16 and 24 px; and the ``dbd`` protocol on a generated DBD-like set with exact masks.
 
 Every section returns a dict of numbers (written as JSON) and a Markdown block, and draws
 its pictures into the report folder. :mod:`fastdefocus.eval.report` adds the speed benchmark
@@ -35,9 +40,11 @@ from fastdefocus.io import pictures
 from fastdefocus.metrics.defocus import (DBD_SIZE, IN_FOCUS_SIGMA, IN_FOCUS_WIDTH, boundary_mask, dbd_scores, in_focus_score,
                          map_errors, summarise_dbd, textured_mask)
 from fastdefocus.eval.peers import HIFST_INSTALL, hifst_available, hifst_score, official_structure
+from fastdefocus.eval.realphotos import (LBP, LBP_THRESHOLD, LBP_WINDOW, dbd_generated, large_blur, large_blur_markdown,
+                                         lbp_score, sharp_photos, sharp_photos_markdown)
 from fastdefocus.scenes import blur_by_map, layered_sigma_map
 
-SECTIONS = ("syndof", "scenes", "dbd", "fusion")
+SECTIONS = ("syndof", "scenes", "dbd", "fusion", "sharp", "largeblur", "dbdgen")
 OURS = "fastdefocus"
 OFFICIAL = "official structure"
 HIFST = "HiFST (blur-detector)"
@@ -213,11 +220,53 @@ def scenes_markdown(s: dict) -> str:
     return "\n".join(lines)
 
 
-def dbd(est, folder: Path, out_dir: Path | None = None, peers: bool = True, limit: int | None = None) -> dict:
-    """Defocus blur detection masks; one summary per method under ``methods``."""
-    images = sorted(p for p in (folder / "images").iterdir()
-                    if p.suffix.lower() in (".bmp", ".png", ".jpg", ".jpeg"))[:limit]
-    mask_dir = folder / "masks_white_in_focus"
+#: Sub-folders searched for the images and the masks (white = in focus) of a DBD folder, in order.
+DBD_IMAGE_DIRS = ("images", "image", "imgs", "source")
+DBD_MASK_DIRS = ("masks_white_in_focus", "masks", "mask", "gt", "ground_truth")
+DBD_SUFFIXES = (".bmp", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def dbd_pairs(folder: Path, limit: int | None = None) -> list[tuple[Path, Path | None]]:
+    """(image, mask) paths of a folder of defocus blur detection pairs, sorted by image name;
+    ``mask`` is None where no mask has the image's stem.
+
+    Layouts: ``<folder>/<images>/`` and ``<folder>/<masks>/`` (the first existing of
+    :data:`DBD_IMAGE_DIRS` and :data:`DBD_MASK_DIRS`), masks named by the image's stem with any
+    image suffix; or one flat folder of ``<stem>.<ext>`` images beside ``<stem>_mask.<ext>`` (or
+    ``_gt``) masks. Masks are white = in focus (thresholded at 128).
+    """
+    folder = Path(folder)
+    image_dir = next((folder / d for d in DBD_IMAGE_DIRS if (folder / d).is_dir()), None)
+    if image_dir is not None:
+        mask_dir = next((folder / d for d in DBD_MASK_DIRS if (folder / d).is_dir()), folder / DBD_MASK_DIRS[0])
+        images = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in DBD_SUFFIXES)[:limit]
+        masks = {}
+        if mask_dir.is_dir():
+            for m in sorted(mask_dir.iterdir()):
+                if m.suffix.lower() in DBD_SUFFIXES:
+                    masks.setdefault(m.stem, m)
+        return [(p, masks.get(p.stem)) for p in images]
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in DBD_SUFFIXES)
+    tags = ("_mask", "_gt")
+    masks = {}
+    for m in files:
+        for tag in tags:
+            if m.stem.endswith(tag):
+                masks.setdefault(m.stem[:-len(tag)], m)
+    images = [p for p in files if not p.stem.endswith(tags)]
+    if not images:
+        raise FileNotFoundError(f"no detection images in {folder} (expected a sub-folder "
+                                f"{' or '.join(DBD_IMAGE_DIRS)} with masks in {' or '.join(DBD_MASK_DIRS)}, "
+                                f"or <name>.<ext> images beside <name>_mask.<ext> masks)")
+    return [(p, masks.get(p.stem)) for p in images[:limit]]
+
+
+def score_dbd(est, items, peers: bool = True, out_dir: Path | None = None,
+              picture: str = "dbd_examples.png") -> dict:
+    """Score every method on ``items``, an iterable of (name, RGB uint8, mask image with white = in
+    focus), with the detection metrics at 320 x 320. Returns ``size``, ``score`` (how each method's
+    score is made), ``methods`` (one :func:`summarise_dbd` summary per method, with its seconds per
+    image and per-image rows), ``hifst_missing`` when HiFST is not installed, and ``pictures``."""
     methods = [OURS] + ([OFFICIAL] if peers else [])
     hifst_missing = None
     if peers:
@@ -226,16 +275,11 @@ def dbd(est, folder: Path, out_dir: Path | None = None, peers: bool = True, limi
         else:
             hifst_missing = f"HiFST skipped: blur-detector is not installed ({HIFST_INSTALL})"
             print(hifst_missing, file=sys.stderr)
+        methods.append(LBP)
     rows = {m: [] for m in methods}
     seconds = {m: 0.0 for m in methods}
     gallery = []
-    for path in images:
-        found = sorted(mask_dir.glob(path.stem + ".*"))
-        if not found:
-            print(f"DBD: no mask for {path.name} in {mask_dir}; skipped", file=sys.stderr)
-            continue
-        mask = cv2.imread(str(found[0]), cv2.IMREAD_GRAYSCALE)
-        rgb = _read_rgb(path)
+    for name, rgb, mask in items:
         scores = {}
         t0 = time.perf_counter()
         scores[OURS] = in_focus_score(est.estimate(rgb).sigma)
@@ -249,13 +293,20 @@ def dbd(est, folder: Path, out_dir: Path | None = None, peers: bool = True, limi
             t2 = time.perf_counter()
             scores[HIFST] = hifst_score(rgb)
             seconds[HIFST] += time.perf_counter() - t2
+        if LBP in methods:
+            t2 = time.perf_counter()
+            scores[LBP] = lbp_score(rgb)
+            seconds[LBP] += time.perf_counter() - t2
         for m, score in scores.items():
             r = dbd_scores(score, mask)
-            rows[m].append({"image": path.name, **r})
-        gallery.append((path.name, rgb, mask, scores))
-    out = {"folder": str(folder), "size": DBD_SIZE,
+            rows[m].append({"image": name, **r})
+        if len(gallery) < 6:
+            gallery.append((name, rgb, mask, scores))
+    out = {"size": DBD_SIZE,
            "score": f"fastdefocus: 1 / (1 + exp((sigma - {IN_FOCUS_SIGMA}) / {IN_FOCUS_WIDTH})); "
-                    f"{OFFICIAL}: 1 - its [0, 1] map; HiFST: its map (divided by its maximum)",
+                    f"{OFFICIAL}: 1 - its [0, 1] map; HiFST: its map (divided by its maximum)"
+                    + (f"; LBP: its single-scale sharpness (s = {LBP_WINDOW}, T_LBP = {LBP_THRESHOLD}) "
+                       f"min-max rescaled per image" if LBP in methods else ""),
            "methods": {m: {**summarise_dbd(rows[m]), "seconds_per_image": seconds[m] / max(len(rows[m]), 1),
                            "per_image": [{k: v for k, v in r.items() if k != "fbeta_curve"} for r in rows[m]]}
                        for m in methods}}
@@ -264,32 +315,59 @@ def dbd(est, folder: Path, out_dir: Path | None = None, peers: bool = True, limi
     if out_dir is not None and gallery:
         hh = 150
         lines = []
-        for name, rgb, mask, scores in gallery[:6]:
+        for name, rgb, mask, scores in gallery:
             panels = [pictures.captioned(rgb, name, hh), pictures.captioned(mask, "truth (white = in focus)", hh)]
             panels += [pictures.captioned(pictures.score_picture(s), m, hh) for m, s in scores.items()]
             lines.append(pictures.side_by_side(panels))
         width = max(line.shape[1] for line in lines)
         grid = np.concatenate([np.pad(line, ((0, 4), (0, width - line.shape[1]), (0, 0)), constant_values=255)
                                for line in lines], axis=0)
-        pictures.write_png(out_dir / "dbd_examples.png", grid)
-        out["pictures"] = ["dbd_examples.png"]
+        pictures.write_png(Path(out_dir) / picture, grid)
+        out["pictures"] = [picture]
     return out
+
+
+def dbd(est, folder: Path, out_dir: Path | None = None, peers: bool = True, limit: int | None = None) -> dict:
+    """Defocus blur detection masks of any folder of image / mask pairs (:func:`dbd_pairs`); one
+    summary per method under ``methods`` (:func:`score_dbd`)."""
+    pairs = dbd_pairs(folder, limit)
+
+    def items():
+        for path, mask_path in pairs:
+            if mask_path is None:
+                print(f"DBD: no mask for {path.name} in {folder}; skipped", file=sys.stderr)
+                continue
+            mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
+            if mask is None:
+                print(f"DBD: cannot read the mask {mask_path}; skipped", file=sys.stderr)
+                continue
+            yield path.name, _read_rgb(path), mask
+
+    return {"folder": str(folder), **score_dbd(est, items(), peers, out_dir, "dbd_examples.png")}
 
 
 def dbd_markdown(d: dict) -> str:
     any_method = next(iter(d["methods"].values()))
-    lines = [f"### Defocus blur detection: {Path(d['folder']).name} ({any_method['n']} images, "
+    title = d.get("title") or Path(d["folder"]).name
+    lines = [f"### Defocus blur detection: {title} ({any_method['n']} images, "
              f"{d['size']} x {d['size']})\n",
              "| method | F-beta max | F-beta adaptive | MAE | s / image |", "|---|---:|---:|---:|---:|"]
     for name, r in d["methods"].items():
         if not r.get("n"):
             continue
-        lines.append(f"| {name} | {r['fbeta_max']:.3f} | {r['fbeta_adaptive']:.3f} | {r['mae']:.3f} | "
-                     f"{r['seconds_per_image']:.2f} |")
+        secs = r["seconds_per_image"]
+        secs = f"{secs:.2f}" if secs >= 0.01 else f"{secs:.3f}"  # the LBP metric takes milliseconds
+        lines.append(f"| {name} | {r['fbeta_max']:.3f} | {r['fbeta_adaptive']:.3f} | {r['mae']:.3f} | {secs} |")
+    generated = d["folder"] == "generated"
     lines.append(f"\nbeta^2 = 0.3; F-beta max: the maximum over the 256 thresholds of the mean F-beta curve; "
                  f"adaptive threshold: min(2 x mean score, 1); MAE of the score against the mask. Scores: "
-                 f"{d['score']}. Published on the full CUHK set (other code, other images): HiFST 0.803 / 0.223, "
-                 f"the LBP method 0.917 / 0.154, the best deep detectors about 0.97 / 0.04 (F-beta max / MAE).")
+                 f"{d['score']}." + (" Generated images: a sharp object (textured, flat or a gentle gradient) "
+                 "in front of a background blurred by a Gaussian or a disc of sigma 1.5 to 6 px "
+                 "(fastdefocus.eval.realphotos.generated_dbd)." if generated else
+                 f" Published on the full CUHK set (other code, other images): HiFST 0.803 / 0.223, "
+                 f"the LBP method 0.917 / 0.154 (its full pipeline: three scales, matting and multi-scale inference; "
+                 f"the LBP row here is its single-scale metric alone), the best deep detectors about 0.97 / 0.04 "
+                 f"(F-beta max / MAE)."))
     if "hifst_missing" in d:
         lines.append(f"\n{d['hifst_missing']}")
     return "\n".join(lines)
@@ -330,13 +408,17 @@ def run_quality(args, est, out_dir: Path | None = None) -> dict:
     report = {"info": run_info(est), "options": est.config.options(), "estimator": repr(est), "data": str(data)}
     blocks = []
     timings = {}
+    sharp_folder = getattr(args, "sharp", None) or data / "train" / "bsds500" / "val"
     folders = {"syndof": args.syndof or data / "eval" / "syndof",
                "scenes": args.scenes or data / "train" / "bsds500" / "val",
                "dbd": args.dbd or data / "eval" / "dbd" / "cuhk320",
-               "fusion": data / "eval" / "mfif"}
+               "fusion": data / "eval" / "mfif",
+               "sharp": sharp_folder,
+               "largeblur": getattr(args, "largeblur", None) or sharp_folder,
+               "dbdgen": None}  # generated: needs no data
     for section in args.sections:
         folder = folders[section]
-        if not folder.is_dir():
+        if folder is not None and not folder.is_dir():
             msg = (f"{section}: data folder missing: {folder} (set FASTDEFOCUS_DATA, --data or "
                    f"--{section if section != 'fusion' else 'data'}); skipped")
             print(msg, file=sys.stderr)
@@ -351,8 +433,23 @@ def run_quality(args, est, out_dir: Path | None = None) -> dict:
             report["scenes"] = scenes(est, folder, args.limit, args.seed, out_dir, args.peers)
             blocks.append(scenes_markdown(report["scenes"]))
         elif section == "dbd":
-            report["dbd"] = dbd(est, folder, out_dir, args.peers, args.dbd_limit)
-            blocks.append(dbd_markdown(report["dbd"]))
+            try:
+                report["dbd"] = dbd(est, folder, out_dir, args.peers, args.dbd_limit)
+                blocks.append(dbd_markdown(report["dbd"]))
+            except FileNotFoundError as e:
+                print(f"dbd: {e}; skipped", file=sys.stderr)
+                report.setdefault("skipped", []).append(f"dbd: {e}")
+        elif section == "dbdgen":
+            report["dbdgen"] = dbd_generated(est, getattr(args, "dbdgen_n", 100), getattr(args, "seed", 0),
+                                             out_dir, args.peers)
+            blocks.append(dbd_markdown(report["dbdgen"]))
+        elif section == "sharp":
+            report["sharp"] = sharp_photos(est, folder, getattr(args, "sharp_limit", None), out_dir)
+            blocks.append(sharp_photos_markdown(report["sharp"]))
+        elif section == "largeblur":
+            report["largeblur"] = large_blur(est, folder, limit=getattr(args, "largeblur_limit", None),
+                                             out_dir=out_dir)
+            blocks.append(large_blur_markdown(report["largeblur"]))
         else:
             try:
                 report["fusion"] = fusion(est, data, args.pairs, out_dir)

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fastdefocus.stages.ingest import MAX_PIXELS, check_max_pixels, check_pixel_count
+from fastdefocus._validate import MAX_PIXELS, check_max_pixels, check_pixel_count
 
 #: File signatures, to say what a file that OpenCV cannot decode looks like.
 _SIGNATURES = [

@@ -91,7 +91,7 @@ def q_abf(fused, a, b) -> float:
     ----------
     fused, a, b : array (H, W) or (H, W, C)
         The fused image and its two sources, same height and width; uint8, uint16 or
-        float in [0, 1] (see :func:`fastdefocus.stages.ingest.check_image`).
+        float in [0, 1] (see :func:`fastdefocus._validate.check_image`).
 
     Returns
     -------

@@ -24,10 +24,11 @@ NaN/inf there.
 from __future__ import annotations
 
 import numbers
-import operator
 from typing import Optional, Tuple
 
 import numpy as np
+
+from fastdefocus._validate import check_float, check_int, describe
 
 try:  # the compiled extension; a missing build only fails when a filter is used
     from fastdefocus import _native
@@ -74,13 +75,6 @@ def _like(result, template):
     return result
 
 
-def _describe(value) -> str:
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{text} (type {type(value).__name__})"
-
-
 def _as_image(func: str, name: str, value, shape: Optional[Tuple[int, int]] = None,
               nonnegative: bool = False) -> np.ndarray:
     """Validate a 2-D image argument and return it as C-contiguous float32."""
@@ -116,29 +110,11 @@ def _as_image(func: str, name: str, value, shape: Optional[Tuple[int, int]] = No
     return arr
 
 
-def _as_int(func: str, name: str, value, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{func}: {name} must be an int >= {minimum}, got {_describe(value)}")
-    value = operator.index(value)
-    if value < minimum:
-        raise ValueError(f"{func}: {name} must be an int >= {minimum}, got {value}")
-    return value
-
-
 def _as_radius(func: str, value) -> int:
-    r = _as_int(func, "radius", value, 0)
+    r = check_int("radius", value, 0, where=func)
     if r > 2 ** 40:
         raise ValueError(f"{func}: radius must be <= 2**40, got {r}")
     return r
-
-
-def _as_positive_float(func: str, name: str, value) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{func}: {name} must be a real number > 0, got {_describe(value)}")
-    value = float(value)
-    if not np.isfinite(value) or value <= 0.0:
-        raise ValueError(f"{func}: {name} must be a finite number > 0, got {value!r}")
-    return value
 
 
 # ------------------------------------------------------------------------------ filters
@@ -188,7 +164,7 @@ def box_filter(src, radius: int) -> np.ndarray:
 
 def _guided_args(func: str, src, guide, radius, eps, weights):
     r = _as_radius(func, radius)
-    e = _as_positive_float(func, "eps", eps)
+    e = check_float("eps", eps, 0.0, inclusive=False, where=func)
     p = _as_image(func, "src", src)
     g = _as_image(func, "guide", guide, shape=p.shape)
     w = None if weights is None else _as_image(func, "weights", weights, shape=p.shape,
@@ -197,11 +173,11 @@ def _guided_args(func: str, src, guide, radius, eps, weights):
 
 
 def _guided(func: str, src, guide, radius, eps, weights, iterations) -> np.ndarray:
-    n = _as_int(func, "iterations", iterations, 1)
+    n = check_int("iterations", iterations, 1, where=func)
     if _on_device(src):
         from fastdefocus.kernels import filters as gpu
 
-        r, e = _as_radius(func, radius), _as_positive_float(func, "eps", eps)
+        r, e = _as_radius(func, radius), check_float("eps", eps, 0.0, inclusive=False, where=func)
         return _like(gpu.iterative_guided_filter(src, guide, r, e, weights, n), src)
     p, g, w, r, e = _guided_args(func, src, guide, radius, eps, weights)
     return _native.guided_filter(p, g, w, r, e, n)
@@ -333,7 +309,7 @@ def guided_coefficients(src, guide, radius: int, eps: float,
     if _on_device(src):
         from fastdefocus.kernels import filters as gpu
 
-        r, e = _as_radius(func, radius), _as_positive_float(func, "eps", eps)
+        r, e = _as_radius(func, radius), check_float("eps", eps, 0.0, inclusive=False, where=func)
         a, b = gpu.guided_coefficients(src, guide, r, e, weights)
         return _like(a, src), _like(b, src)
     p, g, w, r, e = _guided_args(func, src, guide, radius, eps, weights)
@@ -436,11 +412,11 @@ def extract_patches(gray, size: int = 32, stride: int = 8, normalize: bool = Fal
     ((8, 32, 32), (2, 4))
     """
     func = "extract_patches"
-    s = _as_int(func, "size", size, 1)
-    st = _as_int(func, "stride", stride, 1)
+    s = check_int("size", size, 1, where=func)
+    st = check_int("stride", stride, 1, where=func)
     if not isinstance(normalize, (bool, np.bool_)):
-        raise TypeError(f"{func}: normalize must be a bool, got {_describe(normalize)}")
-    floor = _as_positive_float(func, "std_floor", std_floor)
+        raise TypeError(f"{func}: normalize must be a bool, got {describe(normalize)}")
+    floor = check_float("std_floor", std_floor, 0.0, inclusive=False, where=func)
     if _on_device(gray):
         from fastdefocus.kernels import patches as gpu
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fastdefocus._params import LUMA_WEIGHTS
-from fastdefocus._validate import MAX_PIXELS, _is_uint, as_array, check_image, check_max_pixels, check_pixel_count  # noqa: F401
+from fastdefocus._validate import MAX_PIXELS, _is_uint, check_image
 
 #: Rec. 601 luma weights (R, G, B) as float32: what the classifier was trained on
 #: (OpenCV's grayscale conversion of the training photos).

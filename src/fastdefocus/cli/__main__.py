@@ -1,0 +1,5 @@
+import sys
+
+from fastdefocus.cli import main
+
+sys.exit(main())
