@@ -55,7 +55,9 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=40, help="layered scenes")
     args = ap.parse_args(argv)
 
-    from fastdefocus.eval.quality import add_quality_arguments, run_quality
+    from fastdefocus.cli.eval import add_quality_arguments
+    from fastdefocus.cli.options import estimator_from_args
+    from fastdefocus.eval.quality import run_quality
     from fastdefocus.train.training import TrainConfig, finalize, train
 
     results = {}
@@ -67,8 +69,9 @@ def main(argv=None) -> int:
         meta = finalize(cache, run, weights)
         qa = argparse.ArgumentParser()
         add_quality_arguments(qa)
-        q = run_quality(qa.parse_args(["--weights", str(weights), "--no-peers", "--limit", str(args.limit),
-                                       "--sections", "syndof", "dbd", "fusion", "scenes"]))
+        qargs = qa.parse_args(["--weights", str(weights), "--no-peers", "--limit", str(args.limit),
+                               "--sections", "syndof", "dbd", "fusion", "scenes"])
+        q = run_quality(qargs, estimator_from_args(qargs))
         held = meta["metrics_heldout"]
         results[name] = {
             "heldout_textured": {k: held["textured"][-1][k] for k in ("within1", "mae")},

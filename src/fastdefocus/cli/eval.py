@@ -75,14 +75,6 @@ def add_speed_arguments(ap: argparse.ArgumentParser, prefix: bool = False) -> No
 
 
 def speed_options(args) -> dict:
-    return {"repeats": args.speed_repeats, "sizes": args.speed_sizes, "strides": args.speed_strides,
-            "loop_patches": args.speed_loop_patches, "loop": args.speed_loop, "torch": args.speed_torch,
-            "reference": args.speed_reference, "gpu": args.speed_gpu,
-            "ximgproc_python": (str(install_ximgproc_venv()) if args.speed_install_ximgproc
-                                else args.speed_ximgproc_python)}
-
-
-def speed_options(args) -> dict:
     from fastdefocus.eval.speed import install_ximgproc_venv
     return {"repeats": args.speed_repeats, "sizes": args.speed_sizes, "strides": args.speed_strides,
             "loop_patches": args.speed_loop_patches, "loop": args.speed_loop, "torch": args.speed_torch,

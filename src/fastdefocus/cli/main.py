@@ -265,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastdefocus", description="Per-pixel defocus (blur sigma) maps.")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    from fastdefocus.train.training import TrainConfig  # a dataclass: torch is imported only when training runs
+    train_defaults = TrainConfig()
     p = sub.add_parser("train", help="generate synthetic patches and train the blur-level classifier",
                        description="Generate (or reuse) the cached synthetic patches, train the classifier "
                                    "(resumable: rerun the same command after an interruption), then calibrate, "
@@ -277,13 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docs", default=None, help="write MODEL.md and the confusion matrix picture here")
     p.add_argument("--train-patches", type=int, default=600_000)
     p.add_argument("--val-patches", type=int, default=30_000)
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--width", type=float, default=0.5, help="MobileNetV2 width multiplier")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=train_defaults.epochs)
+    p.add_argument("--batch-size", type=int, default=train_defaults.batch_size)
+    p.add_argument("--lr", type=float, default=train_defaults.lr)
+    p.add_argument("--width", type=float, default=train_defaults.width_mult, help="MobileNetV2 width multiplier")
+    p.add_argument("--seed", type=int, default=train_defaults.seed)
     p.add_argument("--workers", type=int, default=2, help="processes generating patches")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: all cores)")
+    p.add_argument("--threads", type=int, default=train_defaults.threads, help="torch CPU threads (0: all cores)")
     p.add_argument("--init", default=None, help="fine-tune from these .safetensors weights instead of a "
                                                 "random initialisation")
     p.set_defaults(func=_cmd_train)

@@ -460,5 +460,5 @@ def dbd_generated(est, n: int = 100, seed: int = 0, out_dir: Path | None = None,
             yield f"gen{i:04d}", rgb, mask
 
     out = score_dbd(est, items(), peers=peers, out_dir=out_dir, picture="dbdgen_examples.png")
-    return {"folder": "generated", "title": f"generated DBD-like set (seed {seed})",
+    return {"folder": "generated", "title": f"generated DBD-like set, seed {seed}",
             "seed": seed, "images_size": size, **out, "drawn": drawn}
