@@ -14,7 +14,7 @@ pytest.importorskip("pytest_benchmark", reason="pip install pytest-benchmark (th
 import fastdefocus  # noqa: E402
 from fastdefocus.stages import filters  # noqa: E402
 from fastdefocus.testing.reference import guided_filter_ref  # noqa: E402
-from fastdefocus.stages.blur import gaussian_blur  # noqa: E402
+from fastdefocus.blur import gaussian_blur  # noqa: E402
 from fastdefocus.stages.ingest import to_luminance  # noqa: E402
 from fastdefocus.stages.refine import refine  # noqa: E402
 from fastdefocus.stages.splat import splat  # noqa: E402

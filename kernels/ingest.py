@@ -5,7 +5,7 @@ with the blur and padding every later GPU stage reads:
   :data:`fastdefocus._params.LUMA_WEIGHTS`, in float32; uint8 / uint16 / float input,
   clipped to [0, 1]);
 - :func:`separable_filter` / :func:`gaussian_blur`:
-  :func:`fastdefocus.stages.blur.gaussian_blur` (discrete Gaussian, reflect-101);
+  :func:`fastdefocus.blur.gaussian_blur` (discrete Gaussian, reflect-101);
 - :func:`pad_reflect`: :func:`fastdefocus.stages.refine.pad_to`.
 
 Every host function takes an optional ``stream`` and allocates nothing unless an output
@@ -14,16 +14,16 @@ is omitted, so a stream of same-sized frames reuses its buffers.
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
 from fastdefocus._params import LUMA_WEIGHTS
+from fastdefocus.blur import gaussian_kernel1d
 
 from ._device import _device_const, _grid2, as_device, cuda
 from .filters import _reflect  # one reflect-101 index rule for every kernel
 
-__all__ = ["luminance", "separable_filter", "gaussian_kernel1d", "gaussian_blur", "pad_reflect"]
+__all__ = ["luminance", "separable_filter", "gaussian_blur", "pad_reflect"]
 
 
 # ------------------------------------------------------------------------ luminance
@@ -132,24 +132,8 @@ def separable_filter(src, taps: np.ndarray, out=None, scratch=None, stream=0):
     return out
 
 
-def gaussian_kernel1d(sigma: float) -> np.ndarray:
-    """Discrete Gaussian kernel with variance exactly ``sigma**2`` (float64, odd length).
-
-    The same taps as :func:`fastdefocus.stages.blur.gaussian_kernel1d` (tested equal),
-    computed here because the kernels sit below the CPU stages and import none of them."""
-    if sigma <= 0:
-        return np.ones(1)
-    radius = max(1, int(math.ceil(4.0 * sigma + 1.0)))  # the kernel's support, not a tuned constant
-    n = 1 << int(math.ceil(math.log2(8 * radius + 16)))
-    omega = 2.0 * np.pi * np.arange(n) / n
-    # Fourier transform of the discrete Gaussian is exp(t (cos w - 1)), t = sigma^2.
-    kernel = np.fft.ifft(np.exp(sigma * sigma * (np.cos(omega) - 1.0))).real
-    kernel = np.concatenate([kernel[-radius:], kernel[: radius + 1]])
-    return kernel / kernel.sum()
-
-
 def gaussian_blur(src, sigma: float, out=None, scratch=None, stream=0):
-    """:func:`fastdefocus.stages.blur.gaussian_blur` on the GPU (sigma > 0)."""
+    """:func:`fastdefocus.blur.gaussian_blur` on the GPU (sigma > 0)."""
     if not sigma > 0:
         raise ValueError(f"gaussian_blur: sigma must be > 0, got {sigma!r}")
     return separable_filter(src, gaussian_kernel1d(float(sigma)), out, scratch, stream)

@@ -21,33 +21,18 @@ import math
 
 import numpy as np
 
+from fastdefocus._geometry import tent_weights, window_offsets
 from fastdefocus._params import LIFT_EXP_MAX, MATCH_TAU, SHARPNESS_FLOOR
 
 from ._device import _device_const, _grid1, _grid2, cuda
 
-__all__ = ["patch_statistics", "patch_outputs", "splat", "window_offsets", "tent_weights"]
+__all__ = ["patch_statistics", "patch_outputs", "splat"]
 
 
 # ------------------------------------------------------------------- patch geometry
 #
 # The same definitions as fastdefocus.stages.splat (tested equal): the kernels sit below the
 # CPU stages and import none of them.
-
-
-def window_offsets(patch: int) -> tuple:
-    """Offsets (each axis) of the half-patch windows whose sharpness a patch compares: the
-    four quadrants plus the windows between them, 3 x 3 half-overlapping windows
-    (:func:`fastdefocus.stages.splat.window_offsets`)."""
-    return tuple(sorted({0, patch // 4, patch // 2}))
-
-
-def tent_weights(patch: int, stride: int) -> np.ndarray:
-    """Weight of each of the k = patch / stride cells of a patch, highest at its centre
-    (:func:`fastdefocus.stages.splat.tent_weights`)."""
-    k = patch // stride
-    centres = (np.arange(k) + 0.5) * stride
-    half = patch / 2.0
-    return np.maximum(1.0 - np.abs(centres - half) / half, 1.0 / (2 * k))
 
 
 # ----------------------------------------------------------------- patch statistics

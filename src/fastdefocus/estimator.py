@@ -19,7 +19,7 @@ from fastdefocus.backends.cpu import PatchClassifier
 from fastdefocus.config import EstimatorConfig
 from fastdefocus.io.video import prefetched, video_frames
 from fastdefocus.result import DefocusResult
-from fastdefocus.stages.blur import gaussian_blur
+from fastdefocus.blur import gaussian_blur
 from fastdefocus.stages.classify import apply_calibration, confidence_from_probs, expected_sigma_raw, load_model_info
 from fastdefocus.stages.filters import extract_patches
 from fastdefocus._validate import check_pixel_count

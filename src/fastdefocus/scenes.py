@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from fastdefocus.stages.blur import gaussian_blur
+from fastdefocus.blur import gaussian_blur
 
 
 def dead_leaves(rng: np.random.Generator, size: int = 256, colour: bool = False,

@@ -8,7 +8,7 @@ import pytest
 import fastdefocus
 from fastdefocus.apps import enhance, fuse, magnify
 from fastdefocus.cli.apps import add_commands
-from fastdefocus.stages.blur import gaussian_blur
+from fastdefocus.blur import gaussian_blur
 from fastdefocus.scenes import blur_by_map, dead_leaves
 
 SIZE = 192

@@ -17,7 +17,7 @@ pytest.importorskip("numba")
 from fastdefocus import DefocusEstimator  # noqa: E402
 from fastdefocus._params import AGREEMENT_TAU, FLAT_STD, SHARPNESS_BLUR  # noqa: E402
 from fastdefocus.backends import cuda as B  # noqa: E402
-from fastdefocus.stages.blur import gaussian_blur  # noqa: E402
+from fastdefocus.blur import gaussian_blur  # noqa: E402
 from fastdefocus.kernels._compat import import_cuda  # noqa: E402
 from fastdefocus.stages.refine import pad_to, resize  # noqa: E402
 from fastdefocus.scenes import dead_leaves  # noqa: E402

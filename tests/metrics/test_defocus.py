@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from fastdefocus.stages.blur import gaussian_blur
+from fastdefocus.blur import gaussian_blur
 from fastdefocus.metrics.defocus import (BETA2, binary_mask, boundary_mask, dbd_scores, fbeta_adaptive, fbeta_curve,
                                     in_focus_score, mae, map_errors, resize_for_dbd, spearman, summarise_dbd)
 from fastdefocus.scenes import blur_by_map, layered_sigma_map

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from fastdefocus.stages.blur import gaussian_blur
+from fastdefocus.blur import gaussian_blur
 from fastdefocus.metrics.fusion import Q_ABF_MAX, fusion_scores, q_abf, q_cb, q_mi
 from fastdefocus.scenes import dead_leaves
 

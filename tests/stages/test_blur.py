@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fastdefocus.stages.blur import (DEFAULT_LEVELS, disc_kernel, gaussian_blur, gaussian_kernel1d, level_bins,
+from fastdefocus.blur import (DEFAULT_LEVELS, disc_kernel, gaussian_blur, gaussian_kernel1d, level_bins,
                               level_position)
 
 

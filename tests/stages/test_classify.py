@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-from fastdefocus.stages.blur import gaussian_blur, level_bins
+from fastdefocus.blur import gaussian_blur, level_bins
 from fastdefocus.backends.cpu import PatchClassifier
 from fastdefocus.stages.classify import (ModelFileError, apply_calibration, confidence_from_probs,
                                   expected_sigma_raw, load_model_info)

@@ -1,9 +1,10 @@
 import numpy as np
 
-from fastdefocus.stages.blur import gaussian_blur
+from fastdefocus.blur import gaussian_blur
 from fastdefocus.scenes import dead_leaves
 from fastdefocus.stages.refine import refine, resize
-from fastdefocus.stages.splat import patch_statistics, sharpness_maps, splat, tent_weights
+from fastdefocus._geometry import tent_weights
+from fastdefocus.stages.splat import patch_statistics, sharpness_maps, splat
 
 
 def test_tent_weights_peak_at_centre():

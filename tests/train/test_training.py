@@ -4,7 +4,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from fastdefocus.stages.blur import DEFAULT_LEVELS, gaussian_blur, level_bins  # noqa: E402
+from fastdefocus.blur import DEFAULT_LEVELS, gaussian_blur, level_bins  # noqa: E402
 from fastdefocus.stages.filters import extract_patches  # noqa: E402
 from fastdefocus.scenes import dead_leaves  # noqa: E402
 from fastdefocus.train.camera import PSF_NAMES  # noqa: E402
@@ -73,7 +73,7 @@ def test_dihedral_and_soft_targets():
 
 
 def test_calibration_is_monotone_and_handles_few_samples():
-    from fastdefocus.stages.blur import DEFAULT_LEVELS
+    from fastdefocus.blur import DEFAULT_LEVELS
     from fastdefocus.train.training import fit_calibration
     rng = np.random.default_rng(0)
     sigma = rng.uniform(0, 6, 400)

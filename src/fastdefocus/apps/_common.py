@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from fastdefocus._validate import check_float, check_image, check_int
-from fastdefocus.stages.blur import gaussian_blur
+from fastdefocus.blur import gaussian_blur
 from fastdefocus.stages.filters import _as_image, guided_filter
 from fastdefocus.stages.ingest import to_luminance
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from fastdefocus._validate import check_image, check_float, check_int
 from fastdefocus.apps._common import _split, _merge, _sigma_for
-from fastdefocus.stages.blur import gaussian_blur
+from fastdefocus.blur import gaussian_blur
 from fastdefocus.stages.filters import guided_filter
 from fastdefocus.stages.ingest import to_luminance
 

@@ -115,7 +115,7 @@ def check_kernels(cuda):
     from fastdefocus.kernels import refine as k_refine
     from fastdefocus.kernels import splat as k_splat
     from fastdefocus.stages import filters as cpu
-    from fastdefocus.stages.blur import gaussian_blur
+    from fastdefocus.blur import gaussian_blur
     from fastdefocus.stages.ingest import to_luminance
     from fastdefocus.stages.refine import pad_to, resize
     from fastdefocus.stages.splat import patch_statistics, sharpness_maps, splat, tent_sum

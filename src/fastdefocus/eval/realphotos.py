@@ -27,7 +27,7 @@ import numpy as np
 from fastdefocus.io import pictures
 from fastdefocus.metrics.defocus import textured_mask
 from fastdefocus.scenes import dead_leaves
-from fastdefocus.stages.blur import disc_blur, gaussian_blur
+from fastdefocus.blur import disc_blur, gaussian_blur
 from fastdefocus.stages.ingest import to_luminance
 
 __all__ = ["lbp_codes", "lbp_sharpness", "lbp_score", "generated_dbd", "generated_image", "dbd_generated",
@@ -146,8 +146,8 @@ def _to_srgb8(linear: np.ndarray) -> np.ndarray:
 
 def blur_photo(rgb8: np.ndarray, sigma: float, kernel: str = "gaussian") -> np.ndarray:
     """A uint8 photo blurred in linear light (gamma 2.2) by a Gaussian of ``sigma`` px
-    (:func:`~fastdefocus.stages.blur.gaussian_blur`) or a uniform disc of radius ``2 * sigma``
-    (:func:`~fastdefocus.stages.blur.disc_blur`, the same second moment), back to uint8."""
+    (:func:`~fastdefocus.blur.gaussian_blur`) or a uniform disc of radius ``2 * sigma``
+    (:func:`~fastdefocus.blur.disc_blur`, the same second moment), back to uint8."""
     lin = _to_linear(rgb8.astype(np.float32) / 255.0)
     if kernel == "gaussian":
         lin = gaussian_blur(lin, sigma)

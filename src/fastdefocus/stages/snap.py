@@ -23,7 +23,7 @@ def _pair_energy(lum: np.ndarray) -> np.ndarray:
 def snap_evidence(luminance: np.ndarray) -> np.ndarray:
     """log of the gradient energy left after a 1-px Gaussian blur over the energy before, per
     pixel (3 x 3 neighbourhood): near 0 where the image is blurred, negative where it is sharp."""
-    from fastdefocus.stages.blur import gaussian_blur
+    from fastdefocus.blur import gaussian_blur
 
     lum = np.asarray(luminance, np.float32)
     energy = _pair_energy(lum)

@@ -18,15 +18,8 @@ import math
 import numpy as np
 
 from fastdefocus._params import AGREEMENT_TAU, LIFT_EXP_MAX, MATCH_TAU, SHARPNESS_BLUR, SHARPNESS_FLOOR, SPLAT_LIFT
-from fastdefocus.stages.blur import gaussian_blur
-
-
-def tent_weights(patch: int, stride: int) -> np.ndarray:
-    """Weight of each of the k = patch / stride cells of a patch, highest at its centre."""
-    k = patch // stride
-    centres = (np.arange(k) + 0.5) * stride
-    half = patch / 2.0
-    return np.maximum(1.0 - np.abs(centres - half) / half, 1.0 / (2 * k))
+from fastdefocus._geometry import tent_weights, window_offsets
+from fastdefocus.blur import gaussian_blur
 
 
 def tent_sum(values: np.ndarray, patch: int, stride: int) -> np.ndarray:
@@ -146,12 +139,6 @@ def _window_sums(table: np.ndarray, ys: np.ndarray, xs: np.ndarray, height: int,
     width = height if width is None else width
     return (table[np.ix_(ys + height, xs + width)] - table[np.ix_(ys, xs + width)]
             - table[np.ix_(ys + height, xs)] + table[np.ix_(ys, xs)])
-
-
-def window_offsets(patch: int) -> tuple:
-    """Offsets (each axis) of the half-patch windows whose sharpness a patch compares: the
-    four quadrants plus the windows between them, 3 x 3 half-overlapping windows."""
-    return tuple(sorted({0, patch // 4, patch // 2}))
 
 
 def patch_statistics(padded: np.ndarray, grid, patch: int, stride: int, flat_std: float, tables=None):

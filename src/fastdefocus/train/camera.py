@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fastdefocus.stages.blur import gaussian_blur, gaussian_kernel1d
+from fastdefocus.blur import gaussian_blur, gaussian_kernel1d
 
 PSF_NAMES = ("gaussian", "disc", "soft_disc", "rim_disc", "cat_eye", "astigmatic")
 #: Rec. 601 luma, the weights the estimator's ingest uses.

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fastdefocus.stages.blur import DEFAULT_LEVELS, level_bins, level_position
+from fastdefocus.blur import DEFAULT_LEVELS, level_bins, level_position
 from fastdefocus.train.camera import LUMA, PSF_NAMES, CameraConfig, psf_kernel, psf_margin, render
 from fastdefocus.stages.classify import expected_sigma_raw
 from fastdefocus.scenes import dead_leaves
