@@ -120,3 +120,44 @@ def test_metadata_without_required_keys(tmp_path):
     (tmp_path / "blur_classifier.json").write_text("{}")
     with pytest.raises(ModelFileError, match="not a fastdefocus model file"):
         load_model_info(tmp_path)
+
+
+# ------------------------------------------------------------------- real-camera degradations
+
+
+def _camera_patches(info, sigma, cfg, seeds=range(4), size=128):
+    """Calibrated sigma of every 32-px patch (stride 32) of dead-leaves scenes photographed
+    through a Gaussian lens of ``sigma`` and the camera ``cfg`` (fastdefocus.train.camera)."""
+    from fastdefocus.train.camera import render
+    values = []
+    for seed in seeds:
+        crop = dead_leaves(np.random.default_rng(200 + seed), size=size, colour=True, supersample=4)
+        lum = render(crop, sigma, None, cfg, np.random.default_rng(seed)).astype(np.float32) / 255
+        patches, _ = extract_patches(lum, size=32, stride=32, normalize=True, std_floor=info.std_floor)
+        keep = patches.reshape(len(patches), -1).std(1) > 0.5  # textured (normalised std ~1; flat ~0)
+        probs = PatchClassifier(info).probabilities(patches[keep])
+        values.append(apply_calibration(expected_sigma_raw(probs, info.levels), info.calibration))
+    return np.concatenate(values)
+
+
+def test_sharp_noisy_jpeg_patches_read_sharp():
+    """A phone-like sharp patch (Bayer demosaicing, high-ISO photon noise, JPEG 75) is sharp."""
+    from fastdefocus.train.camera import CameraConfig
+    noisy = CameraConfig(camera_prob=1.0, full_well=(400.0, 401.0), read_noise=(0.002, 0.0021),
+                         exposure=(0.5, 0.51), sharpen_prob=0.0, jpeg_prob=1.0, jpeg_quality=(75, 75))
+    sigma = _camera_patches(load_model_info(), 0.0, noisy)
+    assert np.median(sigma) < SHARP_NOISY_CEILING, np.median(sigma)
+
+
+def test_blurred_then_sharpened_patches_read_their_blur():
+    """In-camera sharpening adds halos, not focus: a 2 px lens blur sharpened reads about 2 px."""
+    from fastdefocus.train.camera import CameraConfig
+    sharpened = CameraConfig(camera_prob=1.0, full_well=(5000.0, 5001.0), read_noise=(0.0, 0.0001),
+                             sharpen_prob=1.0, sharpen_amount=(1.0, 1.0), sharpen_radius=(1.0, 1.0),
+                             jpeg_prob=1.0, jpeg_quality=(90, 90))
+    sigma = _camera_patches(load_model_info(), 2.0, sharpened)
+    assert abs(np.median(sigma) - 2.0) < 0.5, np.median(sigma)
+
+
+#: median calibrated sigma of sharp noisy JPEG patches must stay below this (issue: < 0.3 px)
+SHARP_NOISY_CEILING = 0.3

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastdefocus.cli.apps import add_commands as add_application_commands
 from fastdefocus.cli.apps import add_force_argument
+from fastdefocus.cli.batch import add_commands as add_batch_commands
 from fastdefocus.cli.eval import add_commands as add_eval_commands
 from fastdefocus.cli.options import add_estimator_arguments, estimator_from_args
 from fastdefocus.io.sigmamap import SIGMA_PNG_SCALE, to_png16
@@ -325,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_application_commands(sub)
     add_eval_commands(sub)
+    add_batch_commands(sub)
     return parser
 
 
