@@ -89,15 +89,15 @@ def main(argv=None) -> int:
 
     rows = []
     for r in args.radii:
-        native = best_ms(lambda: guided_filter(src, guide, r, args.eps), args.runs)
+        native = best_ms(lambda: guided_filter(guide, src, r, args.eps), args.runs)
         ocv = diff = None
         if ximgproc is not None:
             ocv = best_ms(lambda: ximgproc.guidedFilter(guide, src, r, args.eps), args.runs)
             diff = float(np.abs(ximgproc.guidedFilter(guide, src, r, args.eps)
-                                - guided_filter(src, guide, r, args.eps)).max())
+                                - guided_filter(guide, src, r, args.eps)).max())
         ref = None
         if not args.no_reference:
-            ref = best_ms(lambda: guided_filter_ref(src, guide, r, args.eps), max(args.ref_runs - 1, 1))
+            ref = best_ms(lambda: guided_filter_ref(guide, src, r, args.eps), max(args.ref_runs - 1, 1))
         rows.append((r, native, ocv, ref, diff))
 
     def fmt(x, spec="{:.2f}"):

@@ -48,12 +48,12 @@ def test_box_filter(benchmark, frame, radius):
 @pytest.mark.parametrize("radius", [4, 16])
 def test_guided_filter_native(benchmark, frame, radius):
     lum = frame[1]
-    benchmark(filters.guided_filter, gaussian_blur(lum, 2.0), lum, radius, 1e-3)
+    benchmark(filters.guided_filter, lum, gaussian_blur(lum, 2.0), radius, 1e-3)
 
 
 def test_guided_filter_reference(benchmark, frame):
     lum = frame[1]
-    benchmark.pedantic(guided_filter_ref, args=(gaussian_blur(lum, 2.0), lum, 16, 1e-3), rounds=3, iterations=1)
+    benchmark.pedantic(guided_filter_ref, args=(lum, gaussian_blur(lum, 2.0), 16, 1e-3), rounds=3, iterations=1)
 
 
 def test_guided_filter_opencv_ximgproc(benchmark, frame):
@@ -67,7 +67,7 @@ def test_guided_filter_opencv_ximgproc(benchmark, frame):
 def test_weighted_iterative_guided_filter(benchmark, frame):
     lum = frame[1][::4, ::4].copy()  # the refine stage's working grid at stride 8
     weights = np.random.default_rng(1).random(lum.shape, dtype=np.float32)
-    benchmark(filters.iterative_guided_filter, gaussian_blur(lum, 2.0), lum, 4, 1e-3, weights=weights, iterations=3)
+    benchmark(filters.iterative_guided_filter, lum, gaussian_blur(lum, 2.0), 4, 1e-3, weights=weights, iterations=3)
 
 
 @pytest.mark.parametrize("stride", [8, 16])

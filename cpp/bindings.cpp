@@ -5,12 +5,18 @@
 // is released while the kernels run.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
+#include "fastdefocus/estimator.hpp"
 #include "fastdefocus/filters.hpp"
+#include "fastdefocus/stages.hpp"
 #include "parallel.hpp"
 
 namespace py = pybind11;
@@ -114,6 +120,356 @@ py::tuple scan(const Array& a, int threads) {
     return py::make_tuple(r.all_finite, r.any_negative);
 }
 
+
+// ------------------------------------------------------------------ the C++ estimator
+
+namespace fd = fastdefocus;
+using Array64 = py::array_t<double, py::array::c_style>;
+
+// An image array as an ImageView (the array must stay alive): uint8, uint16 or float32,
+// (H, W) or (H, W, C) with C in 1..4; other dtypes are converted to float32.
+fd::ImageView image_view(py::array& arr, bool bgr) {
+    if (arr.dtype().is(py::dtype::of<std::uint8_t>()) || arr.dtype().is(py::dtype::of<std::uint16_t>()) ||
+        arr.dtype().is(py::dtype::of<float>()))
+        arr = py::array::ensure(arr, py::array::c_style);
+    else
+        arr = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(arr);
+    if (!arr) throw py::type_error("image must be a numeric array");
+    if (arr.ndim() != 2 && arr.ndim() != 3)
+        throw py::value_error("image must be 2-D (H, W) or 3-D (H, W, C), got ndim=" + std::to_string(arr.ndim()));
+    fd::ImageView v;
+    v.data = arr.data();
+    v.height = arr.shape(0);
+    v.width = arr.shape(1);
+    v.channels = arr.ndim() == 3 ? static_cast<int>(arr.shape(2)) : 1;
+    if (arr.ndim() == 3 && (arr.shape(2) < 1 || arr.shape(2) > 4))
+        throw py::value_error("image must have 1 to 4 channels, got " + std::to_string(arr.shape(2)));
+    v.bgr = bgr;
+    v.type = arr.dtype().is(py::dtype::of<std::uint8_t>())    ? fd::PixelType::u8
+             : arr.dtype().is(py::dtype::of<std::uint16_t>()) ? fd::PixelType::u16
+                                                              : fd::PixelType::f32;
+    return v;
+}
+
+py::dict timings_dict(const fd::Timings& t) {
+    py::dict d;
+    d["ingest"] = t.ingest;
+    d["patches"] = t.patches;
+    d["classify"] = t.classify;
+    d["splat"] = t.splat;
+    d["refine"] = t.refine;
+    d["snap"] = t.snap;
+    d["total"] = t.total;
+    return d;
+}
+
+py::tuple result_tuple(fd::Result&& r) {
+    Array sigma({r.height, r.width}), conf({r.height, r.width});
+    std::memcpy(sigma.mutable_data(), r.sigma.data(), r.sigma.size() * sizeof(float));
+    std::memcpy(conf.mutable_data(), r.confidence.data(), r.confidence.size() * sizeof(float));
+    return py::make_tuple(sigma, conf, timings_dict(r.timings));
+}
+
+// A Python callable (patches (n, p, p) float32 -> probabilities (n, levels)) as a classifier.
+class PyClassifier : public fd::Classifier {
+  public:
+    explicit PyClassifier(py::object f) : f_(std::move(f)) {}
+    ~PyClassifier() override {
+        py::gil_scoped_acquire gil;
+        f_ = py::object();
+    }
+    void probabilities(const float* patches, int64_t n, int64_t patch, float* out, int64_t levels) override {
+        py::gil_scoped_acquire gil;
+        Array batch({n, patch, patch});
+        std::memcpy(batch.mutable_data(), patches, static_cast<std::size_t>(n * patch * patch) * sizeof(float));
+        py::object got = f_(batch);
+        auto probs = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(got);
+        if (!probs || probs.ndim() != 2 || probs.shape(0) != n || probs.shape(1) != levels)
+            throw std::invalid_argument("the classifier must return probabilities of shape (" + std::to_string(n) +
+                                        ", " + std::to_string(levels) + ")");
+        std::memcpy(out, probs.data(), static_cast<std::size_t>(n * levels) * sizeof(float));
+    }
+    std::string name() const override { return "python"; }
+
+  private:
+    py::object f_;
+};
+
+class NoClassifier : public fd::Classifier {
+  public:
+    void probabilities(const float*, int64_t, int64_t, float*, int64_t) override {
+        throw std::invalid_argument("this Estimator has no classifier: pass classifier= (a callable or 'opencv') "
+                                    "or use estimate_from_probabilities");
+    }
+    std::string name() const override { return "none"; }
+};
+
+class PyEstimator {
+  public:
+    PyEstimator(const std::string& model_path, int stride, double sigma0, double radius, double eps, int iterations,
+                int snap, int batch_size, int threads, int64_t max_pixels, const py::object& classifier) {
+        fd::EstimatorOptions o;
+        o.model_path = model_path;
+        o.stride = stride;
+        o.sigma0 = sigma0;
+        o.radius = radius;
+        o.eps = eps;
+        o.iterations = iterations;
+        o.snap = snap;
+        o.batch_size = batch_size;
+        o.threads = threads;
+        o.max_pixels = max_pixels;
+        std::shared_ptr<fd::Classifier> c;
+        if (classifier.is_none()) {
+            c = std::make_shared<NoClassifier>();
+        } else if (py::isinstance<py::str>(classifier)) {
+            const std::string name = classifier.cast<std::string>();
+            if (name != "opencv") throw py::value_error("classifier must be None, 'opencv' or a callable, got '" + name + "'");
+            const fd::ModelInfo info = fd::load_model_info(model_path.empty() ? fd::default_model_dir() : model_path);
+            c = std::shared_ptr<fd::Classifier>(fd::make_opencv_classifier(info.opencv_onnx_path, threads));
+        } else if (PyCallable_Check(classifier.ptr())) {
+            c = std::make_shared<PyClassifier>(classifier);
+        } else {
+            throw py::type_error("classifier must be None, 'opencv' or a callable");
+        }
+        est_.reset(new fd::Estimator(o, c));
+    }
+
+    py::tuple estimate(py::array image, bool bgr) {
+        const fd::ImageView v = image_view(image, bgr);
+        fd::Result r;
+        {
+            py::gil_scoped_release release;
+            r = est_->estimate(v);
+        }
+        return result_tuple(std::move(r));
+    }
+
+    py::tuple estimate_from_probabilities(py::array image, const py::array_t<float, py::array::c_style | py::array::forcecast>& probs,
+                                          bool bgr) {
+        const fd::ImageView v = image_view(image, bgr);
+        if (probs.ndim() != 2) throw py::value_error("probabilities must be 2-D (patches, levels)");
+        fd::Result r;
+        const float* p = probs.data();
+        const int64_t n = probs.shape(0), l = probs.shape(1);
+        {
+            py::gil_scoped_release release;
+            r = est_->estimate_with_probabilities(v, p, n, l);
+        }
+        return result_tuple(std::move(r));
+    }
+
+    py::tuple patch_grid(int64_t h, int64_t w) const {
+        const auto g = est_->patch_grid(h, w);
+        return py::make_tuple(g[0], g[1]);
+    }
+    double sigma_max() const { return est_->model().sigma_max(); }
+    std::string classifier_name() const { return est_->classifier_name(); }
+    py::dict options() const {
+        const fd::EstimatorOptions& o = est_->options();
+        py::dict d;
+        d["stride"] = o.stride;
+        d["sigma0"] = o.sigma0;
+        d["radius"] = o.radius;
+        d["eps"] = o.eps;
+        d["iterations"] = o.iterations;
+        d["snap"] = o.snap;
+        d["batch_size"] = o.batch_size;
+        d["threads"] = o.threads;
+        d["model_path"] = o.model_path;
+        d["max_pixels"] = o.max_pixels;
+        return d;
+    }
+
+  private:
+    std::unique_ptr<fd::Estimator> est_;
+};
+
+py::dict model_info(const std::string& dir) {
+    const fd::ModelInfo m = fd::load_model_info(dir);
+    py::dict d;
+    d["directory"] = m.directory;
+    d["levels"] = m.levels;
+    py::list knots;
+    for (const auto& k : m.calibration) knots.append(py::make_tuple(k[0], k[1]));
+    d["calibration"] = knots;
+    d["std_floor"] = m.std_floor;
+    d["patch_size"] = m.patch_size;
+    d["flat_std"] = m.flat_std;
+    d["onnx_path"] = m.onnx_path;
+    d["opencv_onnx_path"] = m.opencv_onnx_path;
+    d["sigma_max"] = m.sigma_max();
+    return d;
+}
+
+Array64 vector64(const std::vector<double>& v, int64_t h, int64_t w) {
+    Array64 a({h, w});
+    std::memcpy(a.mutable_data(), v.data(), v.size() * sizeof(double));
+    return a;
+}
+
+Array vector32(const std::vector<float>& v, int64_t h, int64_t w) {
+    Array a({h, w});
+    std::memcpy(a.mutable_data(), v.data(), v.size() * sizeof(float));
+    return a;
+}
+
+// ---- stages one by one (parity tests against the Python stages)
+
+Array stage_luminance(py::array image, bool bgr, int threads) {
+    const fd::ImageView v = image_view(image, bgr);
+    Array out({v.height, v.width});
+    float* o = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        fd::stages::luminance(v, o, threads);
+    }
+    return out;
+}
+
+Array stage_gaussian_blur(const Array& src, double sigma, int threads) {
+    require_2d(src, "src");
+    Array out({src.shape(0), src.shape(1)});
+    const float* s = src.data();
+    float* o = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        fd::stages::gaussian_blur(s, o, src.shape(0), src.shape(1), sigma, threads);
+    }
+    return out;
+}
+
+Array stage_resize(const Array& src, int64_t h, int64_t w, bool area, int threads) {
+    require_2d(src, "src");
+    Array out({h, w});
+    const float* s = src.data();
+    float* o = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        if (area)
+            fd::stages::resize_area(s, src.shape(0), src.shape(1), o, h, w, threads);
+        else
+            fd::stages::resize_linear(s, src.shape(0), src.shape(1), o, h, w, threads);
+    }
+    return out;
+}
+
+Array stage_pad(const Array& src, int64_t h, int64_t w) {
+    require_2d(src, "src");
+    Array out({h, w});
+    fd::stages::pad_reflect(src.data(), src.shape(0), src.shape(1), out.mutable_data(), h, w);
+    return out;
+}
+
+py::dict stage_patch_statistics(const Array& padded, int64_t ny, int64_t nx, int64_t patch, int64_t stride,
+                                double flat_std, int threads) {
+    require_2d(padded, "padded");
+    fd::stages::PatchStatistics st;
+    const float* p = padded.data();
+    {
+        py::gil_scoped_release release;
+        st = fd::stages::patch_statistics(p, padded.shape(0), padded.shape(1), ny, nx, patch, stride, flat_std, threads);
+    }
+    py::dict d;
+    d["texture"] = vector64(st.texture, ny, nx);
+    d["agreement"] = vector64(st.agreement, ny, nx);
+    d["patch_sharpness"] = vector64(st.patch_sharpness, ny, nx);
+    d["cell_sharpness"] = vector64(st.cell_sharpness, st.cy, st.cx);
+    return d;
+}
+
+Array64 stage_tent_sum(const Array64& values, int64_t patch, int64_t stride) {
+    if (values.ndim() != 2) throw py::value_error("values must be 2-D");
+    const int64_t k = patch / std::max<int64_t>(stride, 1);
+    const auto v = fd::stages::tent_sum(values.data(), values.shape(0), values.shape(1), patch, stride);
+    return vector64(v, values.shape(0) + k - 1, values.shape(1) + k - 1);
+}
+
+py::tuple stage_splat(const Array& values, const Array64& weights, int64_t patch, int64_t stride, double lift,
+                      const py::object& patch_sharpness, const py::object& cell_sharpness, double match_tau,
+                      int threads) {
+    require_2d(values, "values");
+    if (weights.ndim() != 2 || weights.shape(0) != values.shape(0) || weights.shape(1) != values.shape(1))
+        throw py::value_error("weights must have the shape of values");
+    Array64 ps, cs;
+    const double* psp = nullptr;
+    const double* csp = nullptr;
+    const int64_t ny = values.shape(0), nx = values.shape(1);
+    if (!patch_sharpness.is_none() || !cell_sharpness.is_none()) {
+        ps = patch_sharpness.cast<Array64>();
+        cs = cell_sharpness.cast<Array64>();
+        const int64_t k = patch / std::max<int64_t>(stride, 1);
+        if (ps.ndim() != 2 || ps.shape(0) != ny || ps.shape(1) != nx)
+            throw py::value_error("patch_sharpness must have the shape of values");
+        if (cs.ndim() != 2 || cs.shape(0) != ny + k - 1 || cs.shape(1) != nx + k - 1)
+            throw py::value_error("cell_sharpness must have the shape of the cells");
+        psp = ps.data();
+        csp = cs.data();
+    }
+    fd::stages::SplatResult r;
+    {
+        py::gil_scoped_release release;
+        r = fd::stages::splat(values.data(), weights.data(), ny, nx, patch, stride, lift, psp, csp, match_tau, 1e-6,
+                              threads);
+    }
+    const int64_t k = patch / stride;
+    return py::make_tuple(vector32(r.values, ny + k - 1, nx + k - 1), vector32(r.weights, ny + k - 1, nx + k - 1));
+}
+
+Array stage_refine(const Array& cell_values, const Array& cell_weights, const Array& guide, int64_t stride,
+                   double radius, double eps, int iterations, int threads) {
+    require_2d(cell_values, "cell_values");
+    require_same_shape(cell_values, cell_weights, "cell_weights");
+    require_2d(guide, "guide");
+    const int64_t hc = cell_values.shape(0), wc = cell_values.shape(1);
+    if (guide.shape(0) != hc * stride || guide.shape(1) != wc * stride)
+        throw py::value_error("guide must be (cells * stride) in each direction");
+    Array out({hc * stride, wc * stride});
+    const float *v = cell_values.data(), *w = cell_weights.data(), *g = guide.data();
+    float* o = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        fd::stages::refine(v, w, hc, wc, g, stride, radius, eps, iterations, o, threads);
+    }
+    return out;
+}
+
+Array stage_snap(const Array& sigma, const Array& lum, int radius, int threads) {
+    require_2d(sigma, "sigma");
+    require_same_shape(sigma, lum, "luminance");
+    Array out({sigma.shape(0), sigma.shape(1)});
+    const float *s = sigma.data(), *l = lum.data();
+    float* o = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        fd::stages::snap_boundaries(s, l, sigma.shape(0), sigma.shape(1), radius, o, threads);
+    }
+    return out;
+}
+
+Array stage_snap_evidence(const Array& lum, int threads) {
+    require_2d(lum, "luminance");
+    Array out({lum.shape(0), lum.shape(1)});
+    fd::stages::snap_evidence(lum.data(), lum.shape(0), lum.shape(1), out.mutable_data(), threads);
+    return out;
+}
+
+py::tuple stage_classify(const Array& probs, const std::string& model_dir) {
+    require_2d(probs, "probabilities");
+    const fd::ModelInfo m = fd::load_model_info(model_dir);
+    const int64_t n = probs.shape(0), l = probs.shape(1);
+    if (l != static_cast<int64_t>(m.levels.size())) throw py::value_error("probabilities must have one column per level");
+    Array64 raw({n}), calibrated({n});
+    Array conf({n});
+    for (int64_t i = 0; i < n; ++i) {
+        const float* row = probs.data() + i * l;
+        raw.mutable_data()[i] = fd::stages::expected_sigma_raw(row, m.levels);
+        calibrated.mutable_data()[i] = fd::stages::apply_calibration(raw.data()[i], m.calibration);
+        conf.mutable_data()[i] = fd::stages::confidence_from_probs(row, l);
+    }
+    return py::make_tuple(raw, calibrated, conf);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_native, m) {
@@ -123,6 +479,8 @@ PYBIND11_MODULE(_native, m) {
             if (p) std::rethrow_exception(p);
         } catch (const std::invalid_argument& e) {
             PyErr_SetString(PyExc_ValueError, e.what());
+        } catch (const fastdefocus::ModelError& e) {
+            PyErr_SetString(PyExc_RuntimeError, e.what());
         }
     });
     m.attr("WEIGHT_FLOOR") = fastdefocus::kWeightFloor;
@@ -138,4 +496,43 @@ PYBIND11_MODULE(_native, m) {
     m.def("reflect_index", &fastdefocus::reflect_index, py::arg("j"), py::arg("n"));
     m.def("default_threads", &fastdefocus::default_threads);
     m.attr("has_openmp") = fastdefocus::built_with_openmp();
+
+    // The C++ estimator (cpp/fastdefocus/estimator.hpp) and its stages, for parity tests
+    // and for callers that bring their own classifier.
+    m.attr("has_opencv_dnn") = fastdefocus::has_opencv_dnn();
+    py::class_<PyEstimator>(m, "Estimator")
+        .def(py::init<const std::string&, int, double, double, double, int, int, int, int, int64_t, const py::object&>(),
+             py::arg("model_path") = "", py::arg("stride") = fd::params::kDefaultStride,
+             py::arg("sigma0") = fd::params::kDefaultSigma0, py::arg("radius") = fd::params::kDefaultRadius,
+             py::arg("eps") = fd::params::kDefaultEps, py::arg("iterations") = fd::params::kDefaultIterations,
+             py::arg("snap") = fd::params::kDefaultSnap, py::arg("batch_size") = fd::params::kDefaultBatchSize,
+             py::arg("threads") = 0, py::arg("max_pixels") = -1, py::arg("classifier") = py::none())
+        .def("estimate", &PyEstimator::estimate, py::arg("image"), py::arg("bgr") = false,
+             "(sigma, confidence, timings) of an image (uint8 / uint16 / float32, (H, W) or (H, W, C)).")
+        .def("estimate_from_probabilities", &PyEstimator::estimate_from_probabilities, py::arg("image"),
+             py::arg("probabilities"), py::arg("bgr") = false,
+             "The whole C++ pipeline with the classifier's probabilities given (patches x levels).")
+        .def("patch_grid", &PyEstimator::patch_grid, py::arg("height"), py::arg("width"))
+        .def_property_readonly("sigma_max", &PyEstimator::sigma_max)
+        .def_property_readonly("classifier_name", &PyEstimator::classifier_name)
+        .def_property_readonly("options", &PyEstimator::options);
+    m.def("model_info", &model_info, py::arg("directory"));
+    m.def("stage_luminance", &stage_luminance, py::arg("image"), py::arg("bgr") = false, py::arg("threads") = 0);
+    m.def("gaussian_kernel1d", &fd::stages::gaussian_kernel1d, py::arg("sigma"));
+    m.def("stage_gaussian_blur", &stage_gaussian_blur, py::arg("src"), py::arg("sigma"), py::arg("threads") = 0);
+    m.def("stage_resize", &stage_resize, py::arg("src"), py::arg("height"), py::arg("width"), py::arg("area") = false,
+          py::arg("threads") = 0);
+    m.def("stage_pad", &stage_pad, py::arg("src"), py::arg("height"), py::arg("width"));
+    m.def("stage_patch_statistics", &stage_patch_statistics, py::arg("padded"), py::arg("ny"), py::arg("nx"),
+          py::arg("patch"), py::arg("stride"), py::arg("flat_std"), py::arg("threads") = 0);
+    m.def("stage_tent_sum", &stage_tent_sum, py::arg("values"), py::arg("patch"), py::arg("stride"));
+    m.def("stage_splat", &stage_splat, py::arg("values"), py::arg("weights"), py::arg("patch"), py::arg("stride"),
+          py::arg("lift"), py::arg("patch_sharpness") = py::none(), py::arg("cell_sharpness") = py::none(),
+          py::arg("match_tau") = fd::params::kMatchTau, py::arg("threads") = 0);
+    m.def("stage_classify", &stage_classify, py::arg("probabilities"), py::arg("model_dir"),
+          "(raw expected sigma, calibrated sigma, confidence) per patch.");
+    m.def("stage_refine", &stage_refine, py::arg("cell_values"), py::arg("cell_weights"), py::arg("guide"),
+          py::arg("stride"), py::arg("radius"), py::arg("eps"), py::arg("iterations"), py::arg("threads") = 0);
+    m.def("stage_snap", &stage_snap, py::arg("sigma"), py::arg("luminance"), py::arg("radius"), py::arg("threads") = 0);
+    m.def("stage_snap_evidence", &stage_snap_evidence, py::arg("luminance"), py::arg("threads") = 0);
 }

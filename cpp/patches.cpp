@@ -27,13 +27,25 @@ PatchGrid patch_grid(int64_t h, int64_t w, int64_t size, int64_t stride) {
     return PatchGrid{count(h), count(w)};
 }
 
-void extract_patches(const float* gray, int64_t h, int64_t w, int64_t size, int64_t stride,
-                     bool normalize, double std_floor, float* out, int threads) {
+void extract_patches(const float* gray, int64_t h, int64_t w, int64_t size, int64_t stride, bool normalize,
+                     double std_floor, float* out, int threads) {
+    const PatchGrid g = patch_grid(h, w, size, stride);
+    extract_patch_range(gray, h, w, size, stride, normalize, std_floor, 0, g.ny * g.nx, out, threads);
+}
+
+void extract_patch_range(const float* gray, int64_t h, int64_t w, int64_t size, int64_t stride, bool normalize,
+                         double std_floor, int64_t first, int64_t count, float* out, int threads) {
     if (gray == nullptr || out == nullptr) throw std::invalid_argument("gray and out must not be null");
     const PatchGrid g = patch_grid(h, w, size, stride);
     if (normalize && !(std_floor > 0.0 && std::isfinite(std_floor)))
         throw std::invalid_argument("std_floor must be a finite number > 0");
-    const int64_t npatch = g.ny * g.nx;
+    if (size > (int64_t(1) << 31)) throw std::invalid_argument("size must be < 2**31");
+    const int64_t total = g.ny * g.nx;
+    if (first < 0 || count < 0 || first > total || count > total - first)
+        throw std::invalid_argument("patch range [" + std::to_string(first) + ", " + std::to_string(first) + " + " +
+                                    std::to_string(count) + ") is outside the grid of " + std::to_string(total) +
+                                    " patches");
+    const int64_t npatch = count;
     const int64_t area = size * size;
     if (npatch > std::numeric_limits<int64_t>::max() / area) throw std::invalid_argument("too many patches");
 
@@ -48,7 +60,7 @@ void extract_patches(const float* gray, int64_t h, int64_t w, int64_t size, int6
     detail::parallel_for(nt, nchunks, [&](int64_t chunk) {
         const int64_t b = npatch * chunk / nchunks, e = npatch * (chunk + 1) / nchunks;
         for (int64_t p = b; p < e; ++p) {
-            const int64_t iy = p / g.nx, ix = p % g.nx;
+            const int64_t iy = (first + p) / g.nx, ix = (first + p) % g.nx;
             const int64_t y0 = iy * stride, x0 = ix * stride;
             float* const dst = out + p * area;
             const bool inside_x = x0 + size <= w;
@@ -63,17 +75,30 @@ void extract_patches(const float* gray, int64_t h, int64_t w, int64_t size, int6
                 }
             }
             if (normalize) {
-                double sum = 0.0;
-                for (int64_t k = 0; k < area; ++k) sum += dst[k];
+                // mean and population std in double, 8 partial sums each (independent
+                // dependency chains: the adds pipeline instead of waiting on each other)
+                float* const __restrict v = dst;
+                double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+                int64_t k = 0;
+                for (; k + 8 <= area; k += 8)
+                    for (int j = 0; j < 8; ++j) part[j] += static_cast<double>(v[k + j]);
+                for (; k < area; ++k) part[0] += static_cast<double>(v[k]);
+                const double sum = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
                 const double mean = sum / static_cast<double>(area);
-                double ss = 0.0;
-                for (int64_t k = 0; k < area; ++k) {
-                    const double d = dst[k] - mean;
-                    ss += d * d;
+                double sq[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+                for (k = 0; k + 8 <= area; k += 8)
+                    for (int j = 0; j < 8; ++j) {
+                        const double d = static_cast<double>(v[k + j]) - mean;
+                        sq[j] += d * d;
+                    }
+                for (; k < area; ++k) {
+                    const double d = static_cast<double>(v[k]) - mean;
+                    sq[0] += d * d;
                 }
+                const double ss = ((sq[0] + sq[1]) + (sq[2] + sq[3])) + ((sq[4] + sq[5]) + (sq[6] + sq[7]));
                 const double sd = std::sqrt(ss / static_cast<double>(area));
-                const double den = std::max(sd, std_floor);
-                for (int64_t k = 0; k < area; ++k) dst[k] = static_cast<float>((dst[k] - mean) / den);
+                const double inv = 1.0 / std::max(sd, std_floor);
+                for (k = 0; k < area; ++k) v[k] = static_cast<float>((static_cast<double>(v[k]) - mean) * inv);
             }
         }
     });

@@ -340,9 +340,12 @@ def _guided_args(func, src, guide, radius, eps, weights):
     return p, g, w, r, e
 
 
-def guided_coefficients(src, guide, radius: int, eps: float, weights=None, out=None,
+def guided_coefficients(guide, src, radius: int, eps: float, weights=None, out=None,
                         stream=0, work=None):
     """``(A, B) = (box(a), box(b))`` of the (weighted) guided filter on the GPU.
+
+    Arguments in OpenCV's order, ``(guide, src, radius, eps)``, as the CPU twin (gray guide
+    (H, W) and source (H, W) here).
 
     Same definition as :func:`fastdefocus.stages.filters.guided_coefficients`
     (``w_e = w + WEIGHT_FLOOR``, :data:`fastdefocus._params.WEIGHT_FLOOR`); returns two
@@ -369,18 +372,20 @@ def _work_for(work, h, wd, r, stream):
     return work
 
 
-def guided_filter(src, guide, radius: int, eps: float, weights=None, out=None, stream=0):
+def guided_filter(guide, src, radius: int, eps: float, weights=None, out=None, stream=0):
     """(Weighted) guided filter ``q = box(a) I + box(b)`` on the GPU.
 
-    Same semantics as :func:`fastdefocus.stages.filters.guided_filter`; returns a
-    float32 device array of shape (H, W) (``out`` if given).
+    Same semantics and argument order as :func:`fastdefocus.stages.filters.guided_filter`
+    (OpenCV's ``(guide, src, radius, eps)``; gray guide (H, W) and source (H, W) here); returns
+    a float32 device array of shape (H, W) (``out`` if given).
     """
-    return iterative_guided_filter(src, guide, radius, eps, weights, 1, out=out, stream=stream)
+    return iterative_guided_filter(guide, src, radius, eps, weights, 1, out=out, stream=stream)
 
 
-def iterative_guided_filter(src, guide, radius: int, eps: float, weights=None,
+def iterative_guided_filter(guide, src, radius: int, eps: float, weights=None,
                             iterations: int = 1, out=None, stream=0, work=None, scratch=None):
-    """``iterations`` guided filter passes with a fixed guide and weights, on the GPU.
+    """``iterations`` guided filter passes with a fixed guide and weights, on the GPU
+    (arguments in OpenCV's order, ``(guide, src, radius, eps)``).
 
     Scratch buffers are allocated once for all passes (or taken from ``work``, a
     :class:`GuidedWork`, and ``scratch``, a float32 (H, W) device array); returns

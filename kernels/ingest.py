@@ -33,11 +33,12 @@ _LUMA = np.array(LUMA_WEIGHTS, dtype=np.float32)
 
 
 @cuda.jit
-def _luminance_rgb(frame, weights, scale, out):
+def _luminance_rgb(frame, weights, scale, red, out):
+    """``red``: the channel holding red (0 for RGB, 2 for BGR); blue is the other end."""
     x, y = cuda.grid(2)
     if y < out.shape[0] and x < out.shape[1]:
-        v = (np.float32(frame[y, x, 0]) * weights[0] + np.float32(frame[y, x, 1]) * weights[1]
-             + np.float32(frame[y, x, 2]) * weights[2])
+        v = (np.float32(frame[y, x, red]) * weights[0] + np.float32(frame[y, x, 1]) * weights[1]
+             + np.float32(frame[y, x, 2 - red]) * weights[2])
         v = v * scale
         out[y, x] = min(max(v, np.float32(0.0)), np.float32(1.0))
 
@@ -50,10 +51,13 @@ def _luminance_first(frame, scale, out):
         out[y, x] = min(max(v, np.float32(0.0)), np.float32(1.0))
 
 
-def luminance(frame, out=None, stream=0):
+def luminance(frame, out=None, stream=0, channel_order: str = "rgb"):
     """Luminance in [0, 1] (float32, (H, W)) of a device frame (H, W), (H, W, C) with
-    C = 1..4: uint8, uint16 or float (RGB(A) -> Rec. 601 luma, else the first channel)."""
+    C = 1..4: uint8, uint16 or float (RGB(A) -> Rec. 601 luma, else the first channel).
+    ``channel_order``: "rgb" or "bgr" (OpenCV's order; the same luminance, bit for bit)."""
     func = "luminance"
+    if channel_order not in ("rgb", "bgr"):
+        raise ValueError(f"{func}: channel_order must be 'rgb' or 'bgr', got {channel_order!r}")
     ndim = len(frame.shape)
     if ndim not in (2, 3):
         raise ValueError(f"{func}: frame must be (H, W) or (H, W, C), got shape {frame.shape}")
@@ -80,7 +84,8 @@ def luminance(frame, out=None, stream=0):
         out = cuda.device_array((h, w), dtype=np.float32, stream=stream)
     grid, tile = _grid2(h, w)
     if c >= 3:
-        _luminance_rgb[grid, tile, stream](img, _device_const("luma", _LUMA), scale, out)
+        _luminance_rgb[grid, tile, stream](img, _device_const("luma", _LUMA), scale,
+                                           2 if channel_order == "bgr" else 0, out)
     else:
         _luminance_first[grid, tile, stream](img, scale, out)
     return out

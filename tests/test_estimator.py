@@ -245,3 +245,124 @@ def test_stream_reader_errors_reach_the_caller_in_order(estimator, stripes_scene
     assert next(it).sigma.shape == img.shape[:2]
     with pytest.raises(OSError, match="camera unplugged"):
         next(it)
+
+
+# ------------------------------------------------- channel order, threads, streams, summary
+
+
+def test_bgr_input_gives_the_same_map(estimator, leaves_rgb):
+    bgr = np.ascontiguousarray(leaves_rgb[..., ::-1])  # what cv2.imread gives
+    want = estimator.estimate(leaves_rgb)
+    for got in (estimator.estimate(bgr, channel_order="bgr"), estimator(bgr, channel_order="BGR"),
+                fastdefocus.estimate(bgr, channel_order="bgr")):
+        np.testing.assert_array_equal(got.sigma, want.sigma)
+        np.testing.assert_array_equal(got.confidence, want.confidence)
+    rgba = np.dstack([leaves_rgb, np.full(leaves_rgb.shape[:2], 255, np.uint8)])
+    bgra = np.ascontiguousarray(rgba[..., [2, 1, 0, 3]])
+    np.testing.assert_array_equal(estimator.estimate(bgra, channel_order="bgr").sigma, want.sigma)
+    assert not np.array_equal(estimator.estimate(bgr).sigma, want.sigma)  # the order matters
+    streamed = list(estimator.stream([bgr, bgr], channel_order="bgr"))
+    np.testing.assert_array_equal(streamed[1].sigma, want.sigma)
+
+
+@pytest.mark.parametrize("value", ["rbg", "", None, 1, "RGBA"])
+def test_bad_channel_order(estimator, leaves_rgb, value):
+    for call in (lambda: estimator.estimate(leaves_rgb, channel_order=value),
+                 lambda: fastdefocus.estimate(leaves_rgb, channel_order=value),
+                 lambda: estimator.stream([leaves_rgb], channel_order=value)):
+        with pytest.raises(ValueError, match=r"channel_order must be 'rgb' or 'bgr'"):
+            call()
+
+
+def test_threads_option():
+    est = fastdefocus.DefocusEstimator(threads=1, device="cpu")
+    assert est.threads == 1 and est.config.threads == 1
+    assert est.classifier._session.get_session_options().intra_op_num_threads == 1
+    assert fastdefocus.DefocusEstimator(device="cpu").config.threads == 0
+    with pytest.raises(ValueError, match="threads must be an int >= 0, got -1"):
+        fastdefocus.DefocusEstimator(threads=-1)
+    with pytest.raises(TypeError, match="threads must be an int"):
+        fastdefocus.DefocusEstimator(threads=1.5)
+
+
+def test_one_estimator_shared_by_two_threads(leaves_rgb):
+    """The concurrency contract: two threads x three calls on one estimator give the serial maps."""
+    import threading
+    est = fastdefocus.DefocusEstimator(device="cpu", stride=16)
+    images = [np.ascontiguousarray(np.roll(leaves_rgb, 17 * k, axis=k % 2)) for k in range(6)]
+    serial = [est.estimate(im).sigma for im in images]
+    got = [None] * 6
+    errors = []
+    start = threading.Barrier(2)
+
+    def work(ids):
+        try:
+            start.wait()
+            for i in ids:
+                got[i] = est.estimate(images[i]).sigma
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=work, args=(ids,)) for ids in ((0, 2, 4), (1, 3, 5))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for want, have in zip(serial, got):
+        np.testing.assert_array_equal(have, want)
+
+
+def test_stream_max_frames_and_with_frames(estimator, leaves_rgb):
+    frames = [np.ascontiguousarray(np.roll(leaves_rgb, 8 * k, axis=1)) for k in range(5)]
+    read = []
+
+    def source():
+        for f in frames:
+            read.append(1)
+            yield f
+    pairs = list(estimator.stream(source(), with_frames=True, max_frames=3, prefetch=1))
+    assert len(pairs) == 3 and len(read) <= 4  # no frame beyond the limit is estimated (at most one read)
+    for k, (frame, result) in enumerate(pairs):
+        assert frame is frames[k]
+        np.testing.assert_array_equal(result.sigma, estimator.estimate(frames[k]).sigma)
+    assert len(list(estimator.stream(frames, max_frames=10))) == 5
+    with pytest.raises(ValueError, match="max_frames must be an int >= 1, got 0"):
+        estimator.stream(frames, max_frames=0)
+    with pytest.raises(TypeError, match="with_frames must be a bool"):
+        estimator.stream(frames, with_frames="yes")
+
+
+def test_stream_video_with_frames(tmp_path, estimator):
+    import cv2
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        writer.write(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    writer.release()
+    pairs = list(estimator.stream(path, with_frames=True, max_frames=2, channel_order="bgr"))
+    assert len(pairs) == 2
+    frame, result = pairs[0]
+    assert frame.shape == (48, 64, 3) and frame.dtype == np.uint8 and result.sigma.shape == (48, 64)
+    np.testing.assert_array_equal(result.sigma, estimator.estimate(frame).sigma)  # decoded RGB, order ignored
+
+
+def test_result_summary(estimator, stripes_scene):
+    from fastdefocus.result import DefocusResult, SUMMARY_KEYS
+    sigma = np.array([[0.0, 0.5, 1.0, 2.0], [3.0, 4.0, 1.0, 0.2]], np.float32)
+    row = DefocusResult(sigma=sigma, confidence=np.ones_like(sigma), sigma_max=8.0).summary()
+    assert tuple(row) == SUMMARY_KEYS
+    assert row["height"] == 2 and row["width"] == 4
+    assert row["median_sigma"] == pytest.approx(1.0)
+    assert row["p10_sigma"] == pytest.approx(np.percentile(sigma, 10))
+    assert row["p90_sigma"] == pytest.approx(np.percentile(sigma, 90))
+    assert row["in_focus_fraction"] == pytest.approx(5 / 8)  # sigma <= 1 px
+    assert 0 < row["sharpness"] <= 1 and all(type(v) in (int, float) for v in row.values())
+
+
+def test_torch_backend_without_torch_says_how_to_get_it(monkeypatch):
+    import sys
+    from fastdefocus._validate import MissingExtraError
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` fails
+    with pytest.raises(MissingExtraError, match=r"pip install 'fastdefocus\[torch\]'"):
+        fastdefocus.DefocusEstimator(device="cpu", backend="torch")

@@ -596,7 +596,7 @@ def test_cli_interrupted_run_leaves_no_partial_output(tmp_path, photo, monkeypat
     with pytest.raises(SystemExit) as exit_info:
         main(["estimate", str(photo), "-o", str(out), "-q", "--stride", "16"])
     assert exit_info.value.code == 130 and "interrupted" in capsys.readouterr().err
-    assert [p.name for p in out.iterdir()] == ["photo_sigma.tiff"]  # the one finished before; no .tmp
+    assert [p.name for p in out.iterdir()] == []  # an image's files are written all or nothing; no .tmp
 
 
 @pytest.mark.parametrize("argv, match", [
@@ -614,8 +614,9 @@ def test_cli_bad_options(tmp_path, photo, capsys, argv, match):
 
 def test_cli_output_folder_is_a_file(tmp_path, photo, capsys):
     (tmp_path / "out").write_text("a file, not a folder")
-    assert main(["estimate", str(photo), "-o", str(tmp_path / "out"), "-q", "--stride", "16"]) == 1
-    assert "photo.png: [Errno 17] File exists" in capsys.readouterr().err
+    assert main(["estimate", str(photo), "-o", str(tmp_path / "out"), "-q", "--stride", "16"]) == 2
+    err = capsys.readouterr().err  # the output folder is to blame, not the input, and before any work
+    assert f"output folder {tmp_path / 'out'} is a file, not a folder" in err and "photo.png" not in err
 
 
 # ------------------------------------------------------------------------- model files

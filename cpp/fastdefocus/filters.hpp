@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 
 namespace fastdefocus {
 
@@ -83,5 +84,11 @@ PatchGrid patch_grid(std::int64_t h, std::int64_t w, std::int64_t size,
 void extract_patches(const float* gray, std::int64_t h, std::int64_t w,
                      std::int64_t size, std::int64_t stride, bool normalize,
                      double std_floor, float* out, int threads = 0);
+
+// The `count` patches first, first + 1, ... of that grid (row-major), as extract_patches
+// writes them, into `out` (count*size*size floats): a batch at a time.
+void extract_patch_range(const float* gray, std::int64_t h, std::int64_t w, std::int64_t size,
+                         std::int64_t stride, bool normalize, double std_floor, std::int64_t first,
+                         std::int64_t count, float* out, int threads = 0);
 
 }  // namespace fastdefocus

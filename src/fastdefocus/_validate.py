@@ -172,3 +172,36 @@ def check_float(name: str, value, low: float, inclusive: bool = True, where: str
     if not math.isfinite(value) or value < low or (not inclusive and value == low):
         raise ValueError(f"{prefix}{name} must be a finite number {op} {_bound(low)}, got {value!r}")
     return value
+
+
+#: The channel orders an image may come in: "rgb" (NumPy, PIL, torchvision, fastdefocus's own
+#: readers) or "bgr" (OpenCV's ``cv2.imread`` and ``cv2.VideoCapture``).
+CHANNEL_ORDERS = ("rgb", "bgr")
+
+
+def check_channel_order(channel_order, name: str = "channel_order") -> str:
+    """Validate a channel order: 'rgb' or 'bgr' (any case); returns it in lower case."""
+    if isinstance(channel_order, str) and channel_order.lower() in CHANNEL_ORDERS:
+        return channel_order.lower()
+    raise ValueError(f"{name} must be 'rgb' or 'bgr' (OpenCV's order), got {describe(channel_order)}")
+
+
+def to_rgb_order(arr: np.ndarray, channel_order: str) -> np.ndarray:
+    """``arr`` (H, W, C) with its colour channels in RGB order: a view with the first three
+    channels reversed for 'bgr' (BGR -> RGB, BGRA -> RGBA), ``arr`` itself for 'rgb' or images
+    without three colour channels. The same function turns RGB back into BGR."""
+    if channel_order == "rgb" or arr.ndim != 3 or arr.shape[2] < 3:
+        return arr
+    if arr.shape[2] == 3:
+        return arr[..., ::-1]
+    return arr[..., [2, 1, 0] + list(range(3, arr.shape[2]))]
+
+
+class MissingExtraError(ModuleNotFoundError):
+    """An optional dependency is not installed; the message names the extra that brings it
+    (``pip install 'fastdefocus[EXTRA]'``)."""
+
+    def __init__(self, what: str, extra: str, package: str):
+        super().__init__(f"{what} needs {package}, which is not installed: pip install 'fastdefocus[{extra}]'",
+                         name=package)
+        self.extra = extra

@@ -46,6 +46,9 @@ class EstimatorConfig:
     snap: int = field(default=SNAP_RADIUS, metadata={
         "help": "boundary snap half-width in px (0: off)"})
     batch_size: int = field(default=1024, metadata={"help": "patches per classifier call"})
+    threads: int = field(default=0, metadata={
+        "help": "CPU threads of ONNX Runtime and of the native stages together (0: the cores this "
+                "process may use)"})
     weights: str | None = field(default=None, metadata={
         "help": "model folder (blur_classifier.json + files; None: the shipped model)"})
     max_pixels: int | str | None = field(default="auto", metadata={
@@ -71,6 +74,7 @@ class EstimatorConfig:
         set_(self, "iterations", check_int("iterations", self.iterations, 0))
         set_(self, "snap", check_int("snap", self.snap, 0))
         set_(self, "batch_size", check_int("batch_size", self.batch_size, 1))
+        set_(self, "threads", check_int("threads", self.threads, 0))
         if self.weights is not None:
             if not isinstance(self.weights, (str, os.PathLike)):
                 raise TypeError(f"weights must be a folder path or None, got {self.weights!r}")

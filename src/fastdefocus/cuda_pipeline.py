@@ -158,10 +158,11 @@ class GpuPipeline:
 
     # ------------------------------------------------------------------ one frame
 
-    def run(self, frame_dev, sigma_out, conf_out, stream=0, events=None):
+    def run(self, frame_dev, sigma_out, conf_out, stream=0, events=None, channel_order: str = "rgb"):
         """Enqueue one frame (a device array (H, W[, C])) on ``stream``; the map and the
         confidence land in ``sigma_out`` / ``conf_out`` (float32 (H, W) device arrays).
-        ``events``: a dict that receives CUDA events after each stage (for timing)."""
+        ``events``: a dict that receives CUDA events after each stage (for timing);
+        ``channel_order``: "rgb" or "bgr" (validated by the caller)."""
         ingest, splat, refine, kp, kf = self.k_ingest, self.k_splat, self.k_refine, self.kp, self.kf
         h, w = frame_dev.shape[:2]
         geo, b = self._setup(h, w)
@@ -177,7 +178,7 @@ class GpuPipeline:
                 events[name] = ev
 
         mark("start")
-        ingest.luminance(frame_dev, out=b.lum, stream=stream)
+        ingest.luminance(frame_dev, out=b.lum, stream=stream, channel_order=channel_order)
         if self.cfg.sigma0 > 0:
             ingest.gaussian_blur(b.lum, self.cfg.sigma0, out=b.source, scratch=b.scratch, stream=stream)
         mark("ingest")
@@ -212,14 +213,14 @@ class GpuPipeline:
         r_work = max(1, int(round(self.cfg.radius / geo.scale)))
         if b.work_gf is None:
             b.work_gf = kf.GuidedWork(*geo.work, r_work)
-        kf.iterative_guided_filter(b.values, b.guide, r_work, self.cfg.eps, weights=b.weights,
+        kf.iterative_guided_filter(b.guide, b.values, r_work, self.cfg.eps, weights=b.weights,
                                    iterations=self.cfg.iterations, out=b.refined, stream=stream,
                                    work=b.work_gf, scratch=b.refined_tmp)
         mark("refine")
         r_up = max(1, int(round(UPSAMPLE_RADIUS / geo.scale)))
         if b.work_up is None:
             b.work_up = kf.GuidedWork(*geo.work, r_up)
-        kf.guided_coefficients(b.refined, b.guide, r_up, UPSAMPLE_EPS, out=(b.coef_a, b.coef_b), stream=stream,
+        kf.guided_coefficients(b.guide, b.refined, r_up, UPSAMPLE_EPS, out=(b.coef_a, b.coef_b), stream=stream,
                                work=b.work_up)
         refine.upsample_apply(b.coef_a, b.coef_b, b.lum, b.cell_conf, geo.full, self.sigma_max,
                               sigma_out=upsampled, conf_out=conf_out, stream=stream)
@@ -236,9 +237,9 @@ class GpuPipeline:
             mark("snap")
         return sigma_out
 
-    def estimate(self, image):
+    def estimate(self, image, channel_order: str = "rgb"):
         """One host image in, a DefocusResult (host arrays) out; the GPU timings per stage
-        (CUDA events) are in ``result.timings``."""
+        (CUDA events) are in ``result.timings``. ``channel_order``: "rgb" or "bgr"."""
         from fastdefocus.kernels._device import as_device
         from fastdefocus.result import DefocusResult
 
@@ -258,7 +259,7 @@ class GpuPipeline:
         sigma = cuda.device_array((h, w), np.float32, stream=stream)
         conf = cuda.device_array((h, w), np.float32, stream=stream)
         events: dict = {}
-        self.run(frame, sigma, conf, stream, events)
+        self.run(frame, sigma, conf, stream, events, channel_order=channel_order)
         out_sigma, out_conf = sigma.copy_to_host(stream=stream), conf.copy_to_host(stream=stream)
         stream.synchronize()
         timings = _event_timings(cuda, events)
@@ -268,7 +269,7 @@ class GpuPipeline:
 
     # ------------------------------------------------------------------ streaming
 
-    def stream(self, frames, smoothing: float = 0.0, depth: int = 2):
+    def stream(self, frames, smoothing: float = 0.0, depth: int = 2, channel_order: str = "rgb"):
         """Results of same-sized host frames, in order, with upload / compute / download
         overlapped on three CUDA streams and at most ``depth`` frames in flight."""
         from fastdefocus.result import DefocusResult
@@ -316,7 +317,7 @@ class GpuPipeline:
             slot["d_in"].copy_to_device(slot["h_in"], stream=up)
             slot["uploaded"].record(up)
             slot["uploaded"].wait(compute)
-            self.run(slot["d_in"], slot["d_sigma"], slot["d_conf"], compute)
+            self.run(slot["d_in"], slot["d_sigma"], slot["d_conf"], compute, channel_order=channel_order)
             if state is not None:
                 self.k_refine.blend(state, slot["d_sigma"], smoothing, index == 0, stream=compute)
             slot["computed"].record(compute)

@@ -4,6 +4,8 @@ Stages (see docs/ARCHITECTURE.md): ingest -> patches -> classify -> splat -> ref
 """
 from __future__ import annotations
 
+import collections
+import itertools
 import os
 import threading
 import time
@@ -13,7 +15,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from fastdefocus._params import SPLAT_LIFT
-from fastdefocus._validate import check_float, check_int
+from fastdefocus._validate import check_channel_order, check_float, check_int
 from fastdefocus.backends import gpu_available
 from fastdefocus.backends.cpu import PatchClassifier
 from fastdefocus.config import EstimatorConfig
@@ -96,6 +98,21 @@ class DefocusEstimator:
         of their size is allocated. "auto": what fits in about 8 GiB of working memory at
         this stride (:func:`default_max_pixels`: 8192 x 8192 at stride 8, 2.06 Mpx at
         stride 1). None: no limit.
+    threads : int
+        CPU threads of ONNX Runtime (its intra-op pool) and of the native stages (patch
+        extraction, the guided filters of the refinement) together; 0 (the default): the
+        cores this process may use. OpenCV's own pool (``cv2.setNumThreads``) and torch's
+        are process-wide and left alone.
+
+    Threads
+    -------
+    One estimator may be shared by several threads: on the CPU, :meth:`estimate` (and
+    ``__call__``) keeps all its work in local arrays, reads the estimator's options and
+    model only, and runs the classifier through ONNX Runtime's ``InferenceSession.run``,
+    which is thread-safe, so concurrent calls give the same maps as serial ones (tested).
+    Each :meth:`stream` keeps its own state. On ``device="cuda"`` the device buffers are
+    shared, so calls to :meth:`estimate` from several threads take turns (a lock); do not
+    run a :meth:`stream` on a CUDA estimator while another thread estimates with it.
     """
 
     def __init__(self, config: EstimatorConfig | None = None, **options):
@@ -120,9 +137,10 @@ class DefocusEstimator:
         self.config = config
         self.stride, self.sigma0, self.radius, self.eps = config.stride, config.sigma0, config.radius, config.eps
         self.iterations, self.snap, self.batch_size = config.iterations, config.snap, config.batch_size
-        self.max_pixels = config.max_pixels
+        self.max_pixels, self.threads = config.max_pixels, config.threads
         self.flat_std, self.sigma_max = self.info.flat_std, self.info.sigma_max
         self._gpu = None
+        self._gpu_lock = threading.Lock()  # the CUDA pipeline's buffers are shared between calls
         if device == "cuda":
             if not gpu_available(simulator=True):
                 raise RuntimeError("device='cuda' needs an NVIDIA GPU with Numba's CUDA target "
@@ -132,7 +150,7 @@ class DefocusEstimator:
             self.classifier = None
         else:
             self.classifier = PatchClassifier(self.info, device="cpu", backend=backend,
-                                              batch_size=self.batch_size)
+                                              batch_size=self.batch_size, threads=self.threads)
 
     @property
     def backend(self) -> str:
@@ -154,7 +172,7 @@ class DefocusEstimator:
                 f"sigma0={self.sigma0}, radius={self.radius}, eps={self.eps}, iterations={self.iterations}, "
                 f"snap={self.snap})")
 
-    def estimate(self, image) -> DefocusResult:
+    def estimate(self, image, *, channel_order: str = "rgb") -> DefocusResult:
         """Defocus map of one image.
 
         Parameters
@@ -164,17 +182,23 @@ class DefocusEstimator:
             patch are padded by reflection). On ``device="cuda"`` also a device array
             (CuPy, torch CUDA, Numba; (H, W) or (H, W, C)), used in place without a host
             round trip (its values are not validated there).
+        channel_order : {"rgb", "bgr"}, keyword only
+            The order of the colour channels: "bgr" for OpenCV's (``cv2.imread``,
+            ``cv2.VideoCapture``), so ``est.estimate(cv2.imread(path), channel_order="bgr")``
+            gives the map of the RGB image, bit for bit. ValueError for other values.
 
         Returns
         -------
         DefocusResult
             ``sigma`` and ``confidence`` of shape (H, W), float32.
         """
+        channel_order = check_channel_order(channel_order)
         if self._gpu is not None:
-            return self._gpu.estimate(image)
+            with self._gpu_lock:
+                return self._gpu.estimate(image, channel_order=channel_order)
         timings = {}
         t0 = time.perf_counter()
-        lum = to_luminance(image, max_pixels=self.max_pixels)
+        lum = to_luminance(image, max_pixels=self.max_pixels, channel_order=channel_order)
         h, w = lum.shape
         p, s = self.patch_size, self.stride
         # thin images are padded to a patch in each direction: that is what costs memory
@@ -185,7 +209,8 @@ class DefocusEstimator:
         source = gaussian_blur(lum, self.sigma0) if self.sigma0 > 0 else lum
         t1 = time.perf_counter()
         timings["ingest"] = t1 - t0
-        patches, grid = extract_patches(source, size=p, stride=s, normalize=True, std_floor=self.info.std_floor)
+        patches, grid = extract_patches(source, size=p, stride=s, normalize=True, std_floor=self.info.std_floor,
+                                        threads=self.threads)
         ny, nx = grid
         k = p // s
         padded_h, padded_w = (ny + k - 1) * s, (nx + k - 1) * s
@@ -212,7 +237,8 @@ class DefocusEstimator:
         t4 = time.perf_counter()
         timings["splat"] = t4 - t3
         guide = pad_to(lum, padded_h, padded_w)
-        dense = refine(cell_sigma, cell_weight, guide, s, self.radius, self.eps, self.iterations)
+        dense = refine(cell_sigma, cell_weight, guide, s, self.radius, self.eps, self.iterations,
+                       threads=self.threads)
         dense_conf = np.clip(resize(cell_conf.astype(np.float32), padded_h, padded_w), 0.0, 1.0)
         sigma = np.ascontiguousarray(np.clip(dense[:h, :w], 0.0, self.sigma_max))
         confidence = np.ascontiguousarray(dense_conf[:h, :w])
@@ -227,7 +253,8 @@ class DefocusEstimator:
     __call__ = estimate
 
     def stream(self, frames: Iterable | str | os.PathLike, smoothing: float = 0.0,
-               prefetch: int = 2) -> Iterator[DefocusResult]:
+               prefetch: int = 2, *, max_frames: int | None = None, with_frames: bool = False,
+               channel_order: str = "rgb") -> Iterator:
         """Estimate a sequence of same-sized frames, yielding the results in order.
 
         Parameters
@@ -244,22 +271,54 @@ class DefocusEstimator:
             current one is estimated; on a CUDA device this many frames are in flight, the
             upload of frame k+1, the work on frame k and the download of frame k-1 overlapping
             on separate CUDA streams. Either way memory stays bounded: the reader waits.
+        max_frames : int >= 1 or None, keyword only
+            Stop after this many frames (None, the default: all); no frame beyond them is read.
+        with_frames : bool, keyword only
+            Yield ``(frame, result)`` pairs instead of results: the frame as it was given (a
+            video's frames: RGB uint8), for pictures or overlays without reading twice.
+        channel_order : {"rgb", "bgr"}, keyword only
+            The order of the colour channels of the frames given as arrays ("bgr": OpenCV's,
+            as ``cv2.VideoCapture.read`` gives them). Frames read from a video path are RGB
+            whatever this says.
+
+        Yields
+        ------
+        DefocusResult, or (frame, DefocusResult) with ``with_frames``
         """
         smoothing = check_float("smoothing", smoothing, 0.0)
         if smoothing >= 1.0:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
         prefetch = check_int("prefetch", prefetch, 1)
+        if max_frames is not None:
+            max_frames = check_int("max_frames", max_frames, 1)
+        if not isinstance(with_frames, (bool, np.bool_)):
+            raise TypeError(f"with_frames must be a bool, got {with_frames!r}")
+        channel_order = check_channel_order(channel_order)
         if isinstance(frames, (str, os.PathLike)):
             frames = video_frames(Path(frames))
+            channel_order = "rgb"  # decoded to RGB
         elif not hasattr(frames, "__iter__"):
             raise TypeError(f"frames must be an iterable of images or a video path, got {type(frames).__name__}")
+        if max_frames is not None:
+            frames = itertools.islice(frames, max_frames)
+        return self._stream(frames, smoothing, prefetch, channel_order, with_frames)
+
+    def _stream(self, frames, smoothing: float, prefetch: int, channel_order: str, with_frames: bool):
+        """The generator of :meth:`stream` (its arguments validated)."""
         if self._gpu is not None:
-            yield from self._gpu.stream(prefetched(frames, prefetch), smoothing=smoothing, depth=prefetch)
+            if with_frames:  # the reader thread records each frame as it hands it on; results come in order
+                sent = collections.deque()
+                frames = _recorded(frames, sent)
+            results = self._gpu.stream(prefetched(frames, prefetch), smoothing=smoothing, depth=prefetch,
+                                       channel_order=channel_order)
+            for result in results:
+                yield (sent.popleft(), result) if with_frames else result
             return
         first_shape = None
         previous = None
         for index, frame in enumerate(prefetched(frames, prefetch)):
-            lum = to_luminance(frame, name=f"frame {index}", max_pixels=self.max_pixels)
+            lum = to_luminance(frame, name=f"frame {index}", max_pixels=self.max_pixels,
+                               channel_order=channel_order)
             if first_shape is None:
                 first_shape = lum.shape
             elif lum.shape != first_shape:
@@ -269,14 +328,23 @@ class DefocusEstimator:
             if smoothing > 0 and previous is not None:
                 result.sigma = (smoothing * previous + (1.0 - smoothing) * result.sigma).astype(np.float32)
             previous = result.sigma
-            yield result
+            yield (frame, result) if with_frames else result
 
 
-def estimate(image, **options) -> DefocusResult:
-    """One-call convenience: ``DefocusEstimator(**options).estimate(image)``.
+def _recorded(frames, sent: collections.deque):
+    for frame in frames:
+        sent.append(frame)
+        yield frame
 
-    The few most recently used estimators (and their models) are kept, so repeated calls are cheap.
+
+def estimate(image, *, channel_order: str = "rgb", **options) -> DefocusResult:
+    """One-call convenience: ``DefocusEstimator(**options).estimate(image, channel_order=...)``.
+
+    ``channel_order="bgr"`` for OpenCV's images (``cv2.imread``). The few most recently used
+    estimators (and their models) are kept, so repeated calls are cheap; they may be used from
+    several threads (see :class:`DefocusEstimator`).
     """
+    channel_order = check_channel_order(channel_order)
     key = tuple(sorted(options.items()))
     with _ESTIMATORS_LOCK:
         est = _ESTIMATORS.pop(key, None)
@@ -285,7 +353,7 @@ def estimate(image, **options) -> DefocusResult:
         _ESTIMATORS[key] = est  # most recently used last
         while len(_ESTIMATORS) > _ESTIMATOR_CACHE_SIZE:
             _ESTIMATORS.pop(next(iter(_ESTIMATORS)))
-    return est.estimate(image)
+    return est.estimate(image, channel_order=channel_order)
 
 
 #: The few most recently used estimators of ``estimate`` (each holds a model session).

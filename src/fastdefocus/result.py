@@ -6,6 +6,12 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+#: A pixel counts as in focus at sigma <= this many px (``summary()["in_focus_fraction"]``).
+IN_FOCUS_SIGMA = 1.0
+#: The keys of :meth:`DefocusResult.summary`, in order: the per-image columns of
+#: ``fastdefocus estimate --summary`` (which adds ``path``, ``ms`` and ``error``).
+SUMMARY_KEYS = ("height", "width", "median_sigma", "p10_sigma", "p90_sigma", "in_focus_fraction", "sharpness")
+
 
 @dataclass
 class DefocusResult:
@@ -60,3 +66,17 @@ class DefocusResult:
         cum = np.cumsum(weights[order])
         s10 = values[order][np.searchsorted(cum, 0.1 * cum[-1])]
         return float(1.0 / (1.0 + max(s10, 0.0)))
+
+    def summary(self) -> dict:
+        """Statistics of the map, one row of a table: ``height``, ``width`` (px), ``median_sigma``,
+        ``p10_sigma``, ``p90_sigma`` (percentiles of sigma in px, NumPy's linear interpolation),
+        ``in_focus_fraction`` (share of pixels with sigma <= 1 px, :data:`IN_FOCUS_SIGMA`) and
+        ``sharpness`` (:meth:`sharpness`); plain Python numbers, in the order of
+        :data:`SUMMARY_KEYS`. The command line's ``--summary`` files and the batch job's rows
+        are made of these."""
+        sigma = self.sigma
+        p10, p90 = np.percentile(sigma, [10, 90])
+        return {"height": int(sigma.shape[0]), "width": int(sigma.shape[1]), "median_sigma": float(np.median(sigma)),
+                "p10_sigma": float(p10), "p90_sigma": float(p90),
+                "in_focus_fraction": float(np.count_nonzero(sigma <= IN_FOCUS_SIGMA) / sigma.size),
+                "sharpness": self.sharpness()}

@@ -291,3 +291,26 @@ def test_magnify_and_enhance_commands(tmp_path, shot_files):
     with pytest.raises(FileNotFoundError, match="missing.npy"):
         run_command(["magnify", shot_files[0], "-o", str(tmp_path / "x.png"),
                      "--sigma-map", str(tmp_path / "missing.npy")])
+
+
+def test_applications_take_opencv_bgr(leaves_rgb):
+    """channel_order="bgr": the result of the RGB image, in BGR order (same bits)."""
+    rgb = np.ascontiguousarray(leaves_rgb[:96, :96])
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    sigma = np.tile(np.linspace(0, 3, 96, dtype=np.float32)[None, :], (96, 1))
+    np.testing.assert_array_equal(magnify(bgr, sigma, 2.0, channel_order="bgr"), magnify(rgb, sigma, 2.0)[..., ::-1])
+    np.testing.assert_array_equal(enhance(bgr, sigma, 1.0, channel_order="bgr"), enhance(rgb, sigma, 1.0)[..., ::-1])
+    out = enhance(bgr, sigma, channel_order="bgr")
+    assert out.flags.c_contiguous and out.shape == bgr.shape and out.dtype == np.uint8
+    # estimated maps too: the estimate sees the RGB image
+    np.testing.assert_array_equal(magnify(bgr, channel_order="bgr"), magnify(rgb)[..., ::-1])
+    near = np.ascontiguousarray(rgb)
+    far = to8(gaussian_blur(rgb.astype(np.float32) / 255, 2.0))
+    fused_rgb, decision_rgb = fuse([near, far], sigma_weight=0.0)
+    fused_bgr, decision_bgr = fuse([near[..., ::-1], far[..., ::-1]], sigma_weight=0.0, channel_order="bgr")
+    np.testing.assert_array_equal(fused_bgr, fused_rgb[..., ::-1])
+    np.testing.assert_array_equal(decision_bgr, decision_rgb)
+    with pytest.raises(ValueError, match="channel_order must be 'rgb' or 'bgr'"):
+        magnify(rgb, sigma, channel_order="hsv")
+    with pytest.raises(ValueError, match="channel_order must be 'rgb' or 'bgr'"):
+        fuse([near, far], channel_order=None)

@@ -53,6 +53,10 @@ def test_luminance_matches_ingest():
                 rng.integers(0, 256, (3, 4, 2), dtype=np.uint8)]:
         got = KI.luminance(cuda.to_device(arr)).copy_to_host()
         np.testing.assert_allclose(got, to_luminance(arr), atol=1e-6)
+        if arr.ndim == 3 and arr.shape[2] >= 3:  # OpenCV's BGR(A): the same luminance, bit for bit
+            bgr = np.ascontiguousarray(arr[..., [2, 1, 0] + list(range(3, arr.shape[2]))])
+            np.testing.assert_array_equal(KI.luminance(cuda.to_device(bgr), channel_order="bgr").copy_to_host(),
+                                          got)
 
 
 def test_gaussian_blur_matches_cpu():
@@ -162,6 +166,16 @@ def test_pipeline_stream_keeps_order_and_smooths(cpu_est):
     np.testing.assert_allclose(smoothed[1], 0.5 * streamed[0] + 0.5 * streamed[1], atol=1e-6)
     with pytest.raises(ValueError, match="same size"):
         list(gpu.stream(iter([frames[0], frames[0][:20]])))
+
+
+def test_pipeline_takes_bgr(cpu_est):
+    rgb = np.stack([(scene(24, 32, seed=s) * 255).astype(np.uint8) for s in (4, 5, 6)], axis=2)
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    gpu = GpuPipeline(cpu_est.config, cpu_est.info, backend="cpu")
+    want = gpu.estimate(rgb).sigma
+    np.testing.assert_array_equal(gpu.estimate(bgr, channel_order="bgr").sigma, want)
+    streamed = [r.sigma for r in gpu.stream(iter([bgr]), depth=1, channel_order="bgr")]
+    np.testing.assert_array_equal(streamed[0], want)
 
 
 # --------------------------------------------------------------------------- gpu_bench

@@ -172,8 +172,8 @@ def test_guided_filter_matches_reference(rng, shape, weighted):
     d_src, d_guide = cuda.to_device(src), cuda.to_device(guide)
     d_w = None if weights is None else cuda.to_device(weights)
     for r, eps in zip(RADII, [1e-3, 1e-1, 1e-3, 1e-2]):
-        got = K.guided_filter(d_src, d_guide, r, eps, d_w).copy_to_host()
-        want = guided_filter_ref(src, guide, r, eps, weights)
+        got = K.guided_filter(d_guide, d_src, r, eps, d_w).copy_to_host()
+        want = guided_filter_ref(guide, src, r, eps, weights)
         assert got.dtype == np.float32
         assert_close(got, want, 1.0, what=f"guided {shape} r={r} eps={eps} w={weighted}")
 
@@ -185,13 +185,13 @@ def test_guided_coefficients_match_reference(rng, weighted):
     weights = rand(rng, shape) if weighted else None
     d_w = None if weights is None else cuda.to_device(weights)
     for r in [1, 25]:
-        coef_a, coef_b = K.guided_coefficients(cuda.to_device(src), cuda.to_device(guide), r,
+        coef_a, coef_b = K.guided_coefficients(cuda.to_device(guide), cuda.to_device(src), r,
                                                1e-2, d_w)
-        want_a, want_b = guided_coefficients_ref(src, guide, r, 1e-2, weights)
+        want_a, want_b = guided_coefficients_ref(guide, src, r, 1e-2, weights)
         got_a, got_b = coef_a.copy_to_host(), coef_b.copy_to_host()
         assert_close(got_a, want_a, float(np.ptp(want_a)) + 1.0, what="A")
         assert_close(got_b, want_b, 4.0, what="B")
-        assert_close(got_a * guide + got_b, guided_filter_ref(src, guide, r, 1e-2, weights), 4.0)
+        assert_close(got_a * guide + got_b, guided_filter_ref(guide, src, r, 1e-2, weights), 4.0)
 
 
 @pytest.mark.parametrize("shape", [(1, 7), (16, 20)])
@@ -200,9 +200,9 @@ def test_iterative_guided_filter_matches_reference(rng, shape):
     d = [cuda.to_device(a) for a in (src, guide, weights)]
     for iterations in [1, 2, 3]:
         out = cuda.device_array(shape, dtype=np.float32)
-        got = K.iterative_guided_filter(d[0], d[1], 2, 1e-3, d[2], iterations, out=out)
+        got = K.iterative_guided_filter(d[1], d[0], 2, 1e-3, d[2], iterations, out=out)
         assert got is out
-        want = iterative_guided_filter_ref(src, guide, 2, 1e-3, weights, iterations)
+        want = iterative_guided_filter_ref(guide, src, 2, 1e-3, weights, iterations)
         assert_close(out.copy_to_host(), want, 1.0, what=f"{iterations} iterations")
 
 
@@ -210,9 +210,9 @@ def test_guided_filter_rejects_bad_arguments(rng):
     src = rand(rng, (4, 5))
     dev = cuda.to_device(src)
     with pytest.raises(TypeError, match="device array"):
-        K.guided_filter(src, dev, 1, 1e-3)  # a host array is never copied implicitly
+        K.guided_filter(dev, src, 1, 1e-3)  # a host array is never copied implicitly
     with pytest.raises(ValueError, match="shape of src"):
-        K.guided_filter(dev, cuda.to_device(rand(rng, (5, 4))), 1, 1e-3)
+        K.guided_filter(cuda.to_device(rand(rng, (5, 4))), dev, 1, 1e-3)
     with pytest.raises(ValueError, match="eps"):
         K.guided_filter(dev, dev, 1, 0.0)
     with pytest.raises(ValueError, match="radius"):
@@ -273,12 +273,12 @@ def test_public_filters_dispatch_device_arrays(rng):
     got = F.box_filter(d[0], 2)
     assert not isinstance(got, np.ndarray)  # stays on the device
     assert_close(got.copy_to_host(), box_filter_ref(src, 2), 1.0, what="box")
-    assert_close(F.guided_filter(d[0], d[1], 2, 1e-3, d[2]).copy_to_host(),
-                 guided_filter_ref(src, guide, 2, 1e-3, weights), 1.0, what="guided")
-    assert_close(F.iterative_guided_filter(d[0], d[1], 1, 1e-3, None, 2).copy_to_host(),
-                 iterative_guided_filter_ref(src, guide, 1, 1e-3, None, 2), 1.0, what="iterative")
-    coef_a, coef_b = F.guided_coefficients(d[0], d[1], 1, 1e-2)
-    want_a, want_b = guided_coefficients_ref(src, guide, 1, 1e-2)
+    assert_close(F.guided_filter(d[1], d[0], 2, 1e-3, d[2]).copy_to_host(),
+                 guided_filter_ref(guide, src, 2, 1e-3, weights), 1.0, what="guided")
+    assert_close(F.iterative_guided_filter(d[1], d[0], 1, 1e-3, None, 2).copy_to_host(),
+                 iterative_guided_filter_ref(guide, src, 1, 1e-3, None, 2), 1.0, what="iterative")
+    coef_a, coef_b = F.guided_coefficients(d[1], d[0], 1, 1e-2)
+    want_a, want_b = guided_coefficients_ref(guide, src, 1, 1e-2)
     assert_close(coef_a.copy_to_host(), want_a, float(np.ptp(want_a)) + 1.0, what="A")
     assert_close(coef_b.copy_to_host(), want_b, 1.0, what="B")
     patches, grid = F.extract_patches(d[0], 4, 3, True)
@@ -289,4 +289,4 @@ def test_public_filters_dispatch_device_arrays(rng):
     with pytest.raises(ValueError, match="radius"):
         F.box_filter(d[0], -1)
     with pytest.raises(TypeError, match="device array"):
-        F.guided_filter(d[0], guide, 1, 1e-3)  # a host guide with a device src
+        F.guided_filter(guide, d[0], 1, 1e-3)  # a host guide with a device src

@@ -90,3 +90,16 @@ def test_errors(sharp):
         q_mi(sharp * 3, sharp, sharp)
     with pytest.raises(TypeError, match="dtype"):
         q_cb(sharp.astype(bool), sharp, sharp)
+
+
+def test_scores_take_opencv_bgr():
+    rng = np.random.default_rng(8)
+    a = (rng.random((48, 48, 3)) * 255).astype(np.uint8)
+    b = (gaussian_blur(a.astype(np.float32) / 255, 1.5) * 255).astype(np.uint8)
+    fused = np.where(rng.random((48, 48, 1)) < 0.5, a, b)
+    want = fusion_scores(fused, a, b)
+    flip = lambda x: np.ascontiguousarray(x[..., ::-1])  # noqa: E731
+    assert fusion_scores(flip(fused), flip(a), flip(b), channel_order="bgr") == want
+    assert q_abf(flip(fused), flip(a), flip(b), channel_order="bgr") == want["q_abf"]
+    with pytest.raises(ValueError, match="channel_order must be 'rgb' or 'bgr'"):
+        q_mi(fused, a, b, channel_order="xyz")

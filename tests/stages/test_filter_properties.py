@@ -208,9 +208,9 @@ def guided_arguments(draw):
 @given(guided_arguments())
 def test_guided_filters_on_valid_input(args):
     src, guide, weights, radius, eps, iterations = args
-    out = guided_filter(src, guide, radius, eps, weights)
+    out = guided_filter(guide, src, radius, eps, weights)
     assert out.shape == src.shape and out.dtype == np.float32 and np.isfinite(out).all()
-    out = iterative_guided_filter(src, guide, radius, eps, weights, iterations)
+    out = iterative_guided_filter(guide, src, radius, eps, weights, iterations)
     assert out.shape == src.shape and out.dtype == np.float32 and np.isfinite(out).all()
     if np.ptp(src) == 0:  # a constant stays constant
         assert np.allclose(out, src[0, 0], rtol=1e-4, atol=1e-4)
@@ -220,8 +220,8 @@ def test_guided_filters_on_valid_input(args):
 @given(FILTER_ARRAYS, FILTER_ARRAYS, RADII, st.one_of(st.floats(), st.integers(-1, 1), st.none()),
        st.one_of(st.none(), FILTER_ARRAYS), st.one_of(st.integers(-1, 3), st.floats(0, 3)))
 def test_guided_filters_on_any_input(src, guide, radius, eps, weights, iterations):
-    for call in (lambda: guided_filter(src, guide, radius, eps, weights),
-                 lambda: iterative_guided_filter(src, guide, radius, eps, weights, iterations)):
+    for call in (lambda: guided_filter(guide, src, radius, eps, weights),
+                 lambda: iterative_guided_filter(guide, src, radius, eps, weights, iterations)):
         try:
             out = call()
         except DOCUMENTED:

@@ -65,7 +65,7 @@ def test_box_filter_huge_radius(rng):
     guide = rand(rng, (5, 8))
     mi, mp = (wgt * guide).sum(), (wgt * src).sum()
     a = ((wgt * guide * src).sum() - mi * mp) / ((wgt * guide * guide).sum() - mi * mi + 1e-2)
-    np.testing.assert_allclose(F.guided_filter(src, guide, 2**40, 1e-2), a * guide + mp - a * mi,
+    np.testing.assert_allclose(F.guided_filter(guide, src, 2**40, 1e-2), a * guide + mp - a * mi,
                                rtol=0, atol=1e-5)
 
 
@@ -100,11 +100,11 @@ def test_guided_filter_matches_reference(rng, shape):
     weights = rand(rng, shape) * (rng.random(shape) > 0.3)
     for r in RADII:
         for eps in [1e-3, 0.1]:
-            got = F.guided_filter(src, guide, r, eps)
-            assert_close(got, guided_filter_ref(src, guide, r, eps), 3.0,
+            got = F.guided_filter(guide, src, r, eps)
+            assert_close(got, guided_filter_ref(guide, src, r, eps), 3.0,
                          what=f"gf {shape} r={r} eps={eps}")
-        got = F.guided_filter(src, guide, r, 1e-2, weights)
-        assert_close(got, guided_filter_ref(src, guide, r, 1e-2, weights), 3.0,
+        got = F.guided_filter(guide, src, r, 1e-2, weights)
+        assert_close(got, guided_filter_ref(guide, src, r, 1e-2, weights), 3.0,
                      what=f"weighted gf {shape} r={r}")
 
 
@@ -116,10 +116,10 @@ def test_guided_filter_offset_data_precision(rng):
     weights = rand(rng, shape)
     for r in [1, 3, 8, 30]:
         eps = 1e-3 * 50.0 ** 2
-        assert_close(F.guided_filter(src, guide, r, eps),
-                     guided_filter_ref(src, guide, r, eps), 10.0, what=f"offset r={r}")
-        assert_close(F.guided_filter(src, guide, r, eps, weights),
-                     guided_filter_ref(src, guide, r, eps, weights), 10.0,
+        assert_close(F.guided_filter(guide, src, r, eps),
+                     guided_filter_ref(guide, src, r, eps), 10.0, what=f"offset r={r}")
+        assert_close(F.guided_filter(guide, src, r, eps, weights),
+                     guided_filter_ref(guide, src, r, eps, weights), 10.0,
                      what=f"offset weighted r={r}")
 
 
@@ -131,11 +131,11 @@ def test_guided_filter_large_image(rng):
            + 0.1 * rng.random((h, w))).astype(np.float32)
     data_range = float(src.max() - src.min())
     for r in [4, 32]:
-        assert_close(F.guided_filter(src, guide, r, 1e-3),
-                     guided_filter_ref(src, guide, r, 1e-3), data_range, what=f"1080p r={r}")
+        assert_close(F.guided_filter(guide, src, r, 1e-3),
+                     guided_filter_ref(guide, src, r, 1e-3), data_range, what=f"1080p r={r}")
     weights = rand(rng, (h, w))
-    assert_close(F.guided_filter(src, guide, 8, 1e-3, weights),
-                 guided_filter_ref(src, guide, 8, 1e-3, weights), data_range,
+    assert_close(F.guided_filter(guide, src, 8, 1e-3, weights),
+                 guided_filter_ref(guide, src, 8, 1e-3, weights), data_range,
                  what="1080p weighted r=8")
 
 
@@ -150,16 +150,16 @@ def test_threaded_chunks_match_reference(rng, threads):
         assert_close(_native.box_filter(src, r, threads), box_filter_ref(src, r), 1.0,
                      what=f"box threads={threads} r={r}")
         assert_close(_native.guided_filter(src, guide, None, r, 1e-3, 1, threads),
-                     guided_filter_ref(src, guide, r, 1e-3), 1.0, what=f"gf threads={threads} r={r}")
+                     guided_filter_ref(guide, src, r, 1e-3), 1.0, what=f"gf threads={threads} r={r}")
         assert_close(_native.guided_filter(src, guide, weights, r, 1e-3, 2, threads),
-                     iterative_guided_filter_ref(src, guide, r, 1e-3, weights, 2), 1.0,
+                     iterative_guided_filter_ref(guide, src, r, 1e-3, weights, 2), 1.0,
                      what=f"wgf threads={threads} r={r}")
     tall = rand(rng, (700, 9))
     tall_guide = rand(rng, (700, 9))
     for r in [17, 40]:  # several chunks, each with a halo of 2r rows
         assert_close(_native.box_filter(tall, r, threads), box_filter_ref(tall, r), 1.0)
         assert_close(_native.guided_filter(tall, tall_guide, None, r, 1e-3, 1, threads),
-                     guided_filter_ref(tall, tall_guide, r, 1e-3), 1.0)
+                     guided_filter_ref(tall_guide, tall, r, 1e-3), 1.0)
 
 
 def test_unit_weights_equal_unweighted(rng):
@@ -167,10 +167,10 @@ def test_unit_weights_equal_unweighted(rng):
     guide = rand(rng, (45, 70))
     ones = np.ones_like(src)
     for r in [0, 1, 3, 10, 50]:
-        a = F.guided_filter(src, guide, r, 1e-3)
-        b = F.guided_filter(src, guide, r, 1e-3, ones)
+        a = F.guided_filter(guide, src, r, 1e-3)
+        b = F.guided_filter(guide, src, r, 1e-3, ones)
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
-        c = F.guided_filter(src, guide, r, 1e-3, np.full_like(src, 7.5))  # any constant
+        c = F.guided_filter(guide, src, r, 1e-3, np.full_like(src, 7.5))  # any constant
         np.testing.assert_allclose(a, c, rtol=0, atol=1e-5)
 
 
@@ -180,9 +180,9 @@ def test_constant_input_stays_constant(rng):
     for value in [0.0, 0.7, -3.25, 1234.5]:
         src = np.full((30, 40), value, np.float32)
         for r in [0, 1, 4, 25]:
-            np.testing.assert_allclose(F.guided_filter(src, guide, r, 1e-3), value,
+            np.testing.assert_allclose(F.guided_filter(guide, src, r, 1e-3), value,
                                        rtol=1e-6, atol=1e-6)
-            np.testing.assert_allclose(F.guided_filter(src, guide, r, 1e-3, weights), value,
+            np.testing.assert_allclose(F.guided_filter(guide, src, r, 1e-3, weights), value,
                                        rtol=1e-6, atol=1e-6)
             np.testing.assert_allclose(F.guided_filter(src, src, r, 1e-3), value,
                                        rtol=1e-6, atol=1e-6)
@@ -197,7 +197,7 @@ def test_guide_equal_to_src(rng):
     # a tiny eps keeps (almost) everything: the guide explains src exactly
     np.testing.assert_allclose(F.guided_filter(src, src, 3, 1e-9), src, atol=1e-3)
     # radius 0: every window is one pixel, so the output is src
-    np.testing.assert_allclose(F.guided_filter(src, rand(rng, src.shape), 0, 1e-3), src, atol=1e-6)
+    np.testing.assert_allclose(F.guided_filter(rand(rng, src.shape), src, 0, 1e-3), src, atol=1e-6)
 
 
 @pytest.mark.parametrize("r", [0, 1, 2])
@@ -210,9 +210,9 @@ def test_right_and_bottom_edges(rng, r):
         weights = rand(rng, shape)
         for got, want in [
             (F.box_filter(src, r), box_filter_ref(src, r)),
-            (F.guided_filter(src, guide, r, 1e-3), guided_filter_ref(src, guide, r, 1e-3)),
-            (F.guided_filter(src, guide, r, 1e-3, weights),
-             guided_filter_ref(src, guide, r, 1e-3, weights)),
+            (F.guided_filter(guide, src, r, 1e-3), guided_filter_ref(guide, src, r, 1e-3)),
+            (F.guided_filter(guide, src, r, 1e-3, weights),
+             guided_filter_ref(guide, src, r, 1e-3, weights)),
         ]:
             for sl in [np.s_[:, -1], np.s_[-1, :], np.s_[:, -2], np.s_[-2, :], np.s_[:, 0], np.s_[0, :]]:
                 np.testing.assert_allclose(got[sl], want[sl], rtol=0, atol=2e-6)
@@ -225,8 +225,8 @@ def test_weighted_filter_spreads_confident_values():
     weights = np.zeros((h, w), np.float32)
     weights[:, :30] = 1.0  # right half: no confidence, value 0 is unreliable
     guide = np.full((h, w), 0.5, np.float32)  # flat guide: nothing stops the spread
-    plain = F.guided_filter(src, guide, r, 1e-3)
-    weighted = F.guided_filter(src, guide, r, 1e-3, weights)
+    plain = F.guided_filter(guide, src, r, 1e-3)
+    weighted = F.guided_filter(guide, src, r, 1e-3, weights)
     # a flat guide gives a = 0 and b = the weighted window mean, which is ~1 as
     # soon as the window holds a confident pixel: pixel 30 + d (0 <= d <= 2r)
     # is covered by 2r - d such windows out of 2r + 1
@@ -237,9 +237,9 @@ def test_weighted_filter_spreads_confident_values():
     np.testing.assert_allclose(weighted[:, :30], 1.0, atol=1e-5)
     np.testing.assert_allclose(weighted[:, 30 + 2 * r:], 0.0, atol=1e-5)
     # more iterations spread further
-    more = F.iterative_guided_filter(src, guide, r, 1e-3, weights, iterations=4)
+    more = F.iterative_guided_filter(guide, src, r, 1e-3, weights, iterations=4)
     assert np.all(more[:, 31:] > weighted[:, 31:] + 0.01)
-    assert_close(more, iterative_guided_filter_ref(src, guide, r, 1e-3, weights, 4), 1.0)
+    assert_close(more, iterative_guided_filter_ref(guide, src, r, 1e-3, weights, 4), 1.0)
 
 
 def test_iterative_guided_filter(rng):
@@ -248,13 +248,13 @@ def test_iterative_guided_filter(rng):
     weights = rand(rng, (33, 47))
     for it in [1, 2, 5]:
         for wt in [None, weights]:
-            got = F.iterative_guided_filter(src, guide, 3, 1e-2, wt, iterations=it)
-            assert_close(got, iterative_guided_filter_ref(src, guide, 3, 1e-2, wt, it), 1.0)
+            got = F.iterative_guided_filter(guide, src, 3, 1e-2, wt, iterations=it)
+            assert_close(got, iterative_guided_filter_ref(guide, src, 3, 1e-2, wt, it), 1.0)
     np.testing.assert_array_equal(
-        F.iterative_guided_filter(src, guide, 3, 1e-2), F.guided_filter(src, guide, 3, 1e-2))
-    twice = F.guided_filter(F.guided_filter(src, guide, 5, 1e-3, weights), guide, 5, 1e-3, weights)
+        F.iterative_guided_filter(guide, src, 3, 1e-2), F.guided_filter(guide, src, 3, 1e-2))
+    twice = F.guided_filter(guide, F.guided_filter(guide, src, 5, 1e-3, weights), 5, 1e-3, weights)
     np.testing.assert_allclose(
-        F.iterative_guided_filter(src, guide, 5, 1e-3, weights, 2), twice, rtol=0, atol=1e-6)
+        F.iterative_guided_filter(guide, src, 5, 1e-3, weights, 2), twice, rtol=0, atol=1e-6)
 
 
 # ----------------------------------------------------------------- guided coefficients
@@ -264,12 +264,12 @@ def check_coefficients(got, src, guide, r, eps, weights, data_range, what):
     """(A, B) against the reference (1e-4 of the data range) and A * guide + B
     against guided_filter (1e-5 of the data range)."""
     coef_a, coef_b = got
-    want_a, want_b = guided_coefficients_ref(src, guide, r, eps, weights)
+    want_a, want_b = guided_coefficients_ref(guide, src, r, eps, weights)
     assert coef_a.flags.c_contiguous and coef_b.flags.c_contiguous
     assert_close(coef_a, want_a, data_range, what=f"A {what}")
     assert_close(coef_b, want_b, data_range, what=f"B {what}")
     applied = coef_a * guide + coef_b
-    assert_close(applied, F.guided_filter(src, guide, r, eps, weights).astype(np.float64),
+    assert_close(applied, F.guided_filter(guide, src, r, eps, weights).astype(np.float64),
                  data_range, rel=1e-5, what=f"A*I+B {what}")
 
 
@@ -280,9 +280,9 @@ def test_guided_coefficients_matches_reference(rng, shape):
     weights = rand(rng, shape) * (rng.random(shape) > 0.3)
     for r in [0, 1, 2, 3, 5, 8, 16, 23, 47, 100]:  # most beyond the small images
         for eps in [1e-3, 0.1]:
-            got = F.guided_coefficients(src, guide, r, eps)
+            got = F.guided_coefficients(guide, src, r, eps)
             check_coefficients(got, src, guide, r, eps, None, 3.0, f"{shape} r={r} eps={eps}")
-        got = F.guided_coefficients(src, guide, r, 1e-2, weights)
+        got = F.guided_coefficients(guide, src, r, 1e-2, weights)
         check_coefficients(got, src, guide, r, 1e-2, weights, 3.0, f"weighted {shape} r={r}")
 
 
@@ -295,7 +295,7 @@ def test_guided_coefficients_threaded_chunks(rng, threads):
         for r in radii:
             for wt in [None, weights]:
                 got = _native.guided_coefficients(src, guide, wt, r, 1e-3, threads)
-                want_a, want_b = guided_coefficients_ref(src, guide, r, 1e-3, wt)
+                want_a, want_b = guided_coefficients_ref(guide, src, r, 1e-3, wt)
                 assert_close(got[0], want_a, 1.0, what=f"A threads={threads} {shape} r={r}")
                 assert_close(got[1], want_b, 1.0, what=f"B threads={threads} {shape} r={r}")
 
@@ -310,29 +310,29 @@ def test_guided_coefficients_properties(rng):
     for r in [1, 8, 30]:
         eps = 1e-3 * 50.0 ** 2
         for wt in [None, weights]:
-            coef_a, coef_b = F.guided_coefficients(src, off_guide, r, eps, wt)
-            want_a, want_b = guided_coefficients_ref(src, off_guide, r, eps, wt)
+            coef_a, coef_b = F.guided_coefficients(off_guide, src, r, eps, wt)
+            want_a, want_b = guided_coefficients_ref(off_guide, src, r, eps, wt)
             assert_close(coef_a, want_a, 10.0 / 50.0, what=f"offset A r={r}")
             assert_close(coef_b, want_b, 10.0 * 550.0 / 50.0, what=f"offset B r={r}")
     # a constant source has A = 0, B = the constant; src == guide with a tiny
     # eps gives A ~ 1, B ~ 0
     for value in [0.0, -3.25]:
-        coef_a, coef_b = F.guided_coefficients(np.full(shape, value), guide, 4, 1e-3, weights)
+        coef_a, coef_b = F.guided_coefficients(guide, np.full(shape, value), 4, 1e-3, weights)
         np.testing.assert_allclose(coef_a, 0.0, atol=1e-6)
         np.testing.assert_allclose(coef_b, value, rtol=1e-6, atol=1e-6)
     coef_a, coef_b = F.guided_coefficients(guide, guide, 3, 1e-9)
     np.testing.assert_allclose(coef_a, 1.0, atol=1e-3)
     np.testing.assert_allclose(coef_b, 0.0, atol=1e-3)
     # unit weights equal unweighted
-    for got, want in zip(F.guided_coefficients(src, guide, 5, 1e-3, np.ones(shape)),
-                         F.guided_coefficients(src, guide, 5, 1e-3)):
+    for got, want in zip(F.guided_coefficients(guide, src, 5, 1e-3, np.ones(shape)),
+                         F.guided_coefficients(guide, src, 5, 1e-3)):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-4)
     # guided upsampling: when src is a linear function of the guide, the
     # low-resolution coefficients (here constant) upsampled and applied to
     # the full-resolution guide give the full-resolution src back
     full_guide = rand(rng, (64, 96))
     full_src = 2.0 * full_guide + 0.5
-    coef_a, coef_b = F.guided_coefficients(full_src[::2, ::2], full_guide[::2, ::2], 3, 1e-7)
+    coef_a, coef_b = F.guided_coefficients(full_guide[::2, ::2], full_src[::2, ::2], 3, 1e-7)
     np.testing.assert_allclose(coef_a, 2.0, atol=1e-4)
     np.testing.assert_allclose(coef_b, 0.5, atol=1e-4)
     up = np.kron(coef_a, np.ones((2, 2))) * full_guide + np.kron(coef_b, np.ones((2, 2)))
@@ -343,7 +343,7 @@ def test_errors_guided_coefficients():
     img = np.zeros((4, 5), np.float32)
     with pytest.raises(ValueError, match=r"guided_coefficients: guide must have the same shape as src "
                                          r"\(4, 5\), got shape \(5, 4\)"):
-        F.guided_coefficients(img, img.T, 1, 1e-3)
+        F.guided_coefficients(img.T, img, 1, 1e-3)
     with pytest.raises(ValueError, match=r"guided_coefficients: eps must be a finite number > 0"):
         F.guided_coefficients(img, img, 1, 0.0)
     with pytest.raises(ValueError, match=r"guided_coefficients: weights must be >= 0 everywhere"):
@@ -351,7 +351,7 @@ def test_errors_guided_coefficients():
     with pytest.raises(ValueError, match=r"guided_coefficients: weights must have the same shape"):
         F.guided_coefficients(img, img, 1, 1e-3, np.ones((4, 4)))
     with pytest.raises(ValueError, match=r"guided_coefficients: src must contain only finite values"):
-        F.guided_coefficients(np.full((4, 5), np.nan), img, 1, 1e-3)
+        F.guided_coefficients(img, np.full((4, 5), np.nan), 1, 1e-3)
     with pytest.raises(ValueError, match=r"guided_coefficients: radius must be an int >= 0, got -1"):
         F.guided_coefficients(img, img, -1, 1e-3)
     with pytest.raises(TypeError, match=r"guided_coefficients: radius must be an int"):
@@ -479,7 +479,7 @@ def test_errors_guided_filter():
     img = np.zeros((4, 5), np.float32)
     with pytest.raises(ValueError, match=r"guided_filter: guide must have the same shape as src "
                                          r"\(4, 5\), got shape \(5, 4\)"):
-        F.guided_filter(img, img.T, 1, 1e-3)
+        F.guided_filter(img.T, img, 1, 1e-3)
     with pytest.raises(ValueError, match=r"eps must be a finite number > 0, got 0.0"):
         F.guided_filter(img, img, 1, 0.0)
     with pytest.raises(ValueError, match=r"eps must be a finite number > 0, got -1.0"):
@@ -493,7 +493,7 @@ def test_errors_guided_filter():
     with pytest.raises(ValueError, match=r"weights must have the same shape as src"):
         F.guided_filter(img, img, 1, 1e-3, np.ones((4, 4)))
     with pytest.raises(ValueError, match=r"guide must contain only finite values"):
-        F.guided_filter(img, np.full((4, 5), np.inf), 1, 1e-3)
+        F.guided_filter(np.full((4, 5), np.inf), img, 1, 1e-3)
     with pytest.raises(ValueError, match=r"weights must contain only finite values"):
         F.guided_filter(img, img, 1, 1e-3, np.full((4, 5), np.nan))
     with pytest.raises(ValueError, match=r"guided_filter: radius must be an int >= 0, got -3"):
@@ -508,8 +508,10 @@ def test_errors_iterative_guided_filter():
         F.iterative_guided_filter(img, img, 1, 1e-3, iterations=0)
     with pytest.raises(TypeError, match=r"iterations must be an int >= 1, got 2.0"):
         F.iterative_guided_filter(img, img, 1, 1e-3, iterations=2.0)
-    with pytest.raises(ValueError, match=r"iterative_guided_filter: src must be a 2-D array"):
-        F.iterative_guided_filter(np.zeros((1, 2, 3)), img, 1, 1e-3)
+    with pytest.raises(ValueError, match=r"iterative_guided_filter: src must be a 2-D array \(H, W\) or 3-D"):
+        F.iterative_guided_filter(img, np.zeros((4, 5, 3, 1)), 1, 1e-3)
+    with pytest.raises(ValueError, match=r"iterative_guided_filter: guide must have 1 or 3 channels"):
+        F.iterative_guided_filter(np.zeros((4, 5, 2)), img, 1, 1e-3)
 
 
 def test_errors_extract_patches():
@@ -528,3 +530,109 @@ def test_errors_extract_patches():
         F.extract_patches(np.zeros((3, 10, 10)))
     with pytest.raises(ValueError, match=r"gray must contain only finite values"):
         F.extract_patches(np.full((3, 3), np.nan))
+
+
+# ------------------------------------------- OpenCV's argument order, colour guide, batches
+
+
+def test_guided_filter_takes_opencv_argument_order(rng):
+    """(guide, src, radius, eps) as cv2.ximgproc.guidedFilter: a source that is a linear function
+    of the guide comes out unchanged, and the result equals the float64 reference."""
+    guide = F.box_filter(rand(rng, (40, 56)), 2)  # smooth, with local variance everywhere
+    src = (2.0 * guide + 1.0).astype(np.float32)
+    out = F.guided_filter(guide, src, 3, 1e-8)
+    np.testing.assert_allclose(out, src, atol=2e-3)  # the old (src, guide) order gave (src - 1) / 2
+    assert_close(out, guided_filter_ref(guide, src, 3, 1e-8), 3.0)
+    noisy = rand(rng, guide.shape)
+    for r, eps in ((1, 1e-3), (4, 1e-2)):
+        assert_close(F.guided_filter(guide, noisy, r, eps), guided_filter_ref(guide, noisy, r, eps), 1.0)
+        coef_a, coef_b = F.guided_coefficients(guide, noisy, r, eps)
+        want_a, want_b = guided_coefficients_ref(guide, noisy, r, eps)
+        assert_close(coef_a, want_a, max(1.0, float(np.abs(want_a).max())))
+        assert_close(coef_b, want_b, max(1.0, float(np.abs(want_b).max())))
+        assert_close(F.iterative_guided_filter(guide, noisy, r, eps, iterations=2),
+                     iterative_guided_filter_ref(guide, noisy, r, eps, iterations=2), 1.0)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (33, 47)])
+def test_colour_guide_matches_reference(rng, shape):
+    from fastdefocus.testing.reference import guided_coefficients_colour_ref, guided_filter_colour_ref
+    guide = rand(rng, shape + (3,))
+    src = rand(rng, shape)
+    weights = rand(rng, shape)
+    for r in (0, 1, 3, 12):
+        for eps in (1e-4, 1e-2):
+            for w in (None, weights):
+                got = F.guided_filter(guide, src, r, eps, w)
+                want = guided_filter_colour_ref(guide, src, r, eps, w)
+                assert got.dtype == np.float32 and got.shape == shape
+                assert float(np.abs(got - want).max()) <= 1e-4, (r, eps, w is None)
+                coef_a, coef_b = F.guided_coefficients(guide, src, r, eps, w)
+                want_a, want_b = guided_coefficients_colour_ref(guide, src, r, eps, w)
+                assert coef_a.shape == shape + (3,) and coef_b.shape == shape
+                np.testing.assert_allclose(coef_a, want_a, atol=1e-3 * max(1.0, float(np.abs(want_a).max())))
+                np.testing.assert_allclose((coef_a * guide).sum(-1) + coef_b, got, atol=1e-4)
+    twice = guided_filter_colour_ref(guide, guided_filter_colour_ref(guide, src, 2, 1e-2), 2, 1e-2)
+    assert float(np.abs(F.iterative_guided_filter(guide, src, 2, 1e-2, iterations=2) - twice).max()) <= 1e-4
+
+
+def test_colour_guide_keeps_an_edge_the_gray_guide_loses():
+    """Red against green of the same gray level: only the colour guide sees the edge."""
+    from fastdefocus.stages.ingest import LUMA_RGB
+    guide = np.zeros((32, 32, 3), np.float32)
+    guide[:, :16, 0] = 0.5  # red half ...
+    guide[:, 16:, 1] = 0.5 * LUMA_RGB[0] / LUMA_RGB[1]  # ... green half of the same luma
+    gray = (guide * LUMA_RGB).sum(-1)
+    assert np.ptp(gray) < 1e-6
+    src = np.zeros((32, 32), np.float32)
+    src[:, 16:] = 1.0
+    colour = F.guided_filter(guide, src, 4, 1e-4)
+    flat = F.guided_filter(gray, src, 4, 1e-4)
+    assert np.abs(colour - src).max() < 0.05  # the step stays sharp
+    assert np.abs(flat[:, 15] - 0.5).max() < 0.2  # the gray guide blurs it
+
+
+def test_multichannel_source_filters_each_channel(rng):
+    gray = rand(rng, (20, 30))
+    colour = rand(rng, (20, 30, 3))
+    src = rand(rng, (20, 30, 4))
+    for guide in (gray, gray[..., None], colour):
+        out = F.guided_filter(guide, src, 2, 1e-3)
+        assert out.shape == src.shape
+        for c in range(4):
+            np.testing.assert_array_equal(out[..., c], F.guided_filter(guide, src[..., c], 2, 1e-3))
+    coef_a, coef_b = F.guided_coefficients(colour, src, 2, 1e-3)
+    assert coef_a.shape == (20, 30, 4, 3) and coef_b.shape == (20, 30, 4)
+    coef_a, coef_b = F.guided_coefficients(gray, src, 2, 1e-3)
+    assert coef_a.shape == (20, 30, 4) and coef_b.shape == (20, 30, 4)
+
+
+def test_torch_batches(rng):
+    torch = pytest.importorskip("torch")
+    guide = rand(rng, (2, 3, 24, 20))
+    src = rand(rng, (2, 2, 24, 20))
+    weights = rand(rng, (2, 24, 20))
+    out = F.guided_filter(torch.from_numpy(guide), torch.from_numpy(src), 3, 1e-3, torch.from_numpy(weights))
+    assert isinstance(out, torch.Tensor) and tuple(out.shape) == (2, 2, 24, 20) and out.dtype == torch.float32
+    for b in range(2):
+        want = F.guided_filter(np.moveaxis(guide[b], 0, -1), np.moveaxis(src[b], 0, -1), 3, 1e-3, weights[b])
+        np.testing.assert_array_equal(out[b].numpy(), np.moveaxis(want, -1, 0))
+    gray = torch.from_numpy(guide[:, :1])
+    out = F.iterative_guided_filter(gray, torch.from_numpy(src), 2, 1e-3, iterations=2)
+    np.testing.assert_array_equal(out[1, 0].numpy(),
+                                  F.iterative_guided_filter(guide[1, 0], src[1, 0], 2, 1e-3, iterations=2))
+    coef_a, coef_b = F.guided_coefficients(torch.from_numpy(guide), torch.from_numpy(src), 2, 1e-3)
+    assert tuple(coef_a.shape) == (2, 2, 3, 24, 20) and tuple(coef_b.shape) == (2, 2, 24, 20)
+    with pytest.raises(ValueError, match="guide must be"):
+        F.guided_filter(torch.from_numpy(guide[:1]), torch.from_numpy(src), 3, 1e-3)
+
+
+def test_threads_argument(rng):
+    src, guide = rand(rng, (300, 200)), rand(rng, (300, 200))
+    one = F.guided_filter(guide, src, 4, 1e-3, threads=1)
+    assert_close(F.guided_filter(guide, src, 4, 1e-3, threads=2), guided_filter_ref(guide, src, 4, 1e-3), 1.0)
+    assert_close(one, guided_filter_ref(guide, src, 4, 1e-3), 1.0)
+    patches, _ = F.extract_patches(src, 32, 8, threads=2)
+    np.testing.assert_array_equal(patches, F.extract_patches(src, 32, 8, threads=1)[0])
+    with pytest.raises(ValueError, match="guided_filter: threads must be an int >= 0, got -1"):
+        F.guided_filter(guide, src, 4, 1e-3, threads=-1)

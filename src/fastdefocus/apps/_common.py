@@ -7,7 +7,7 @@ import numbers
 import cv2
 import numpy as np
 
-from fastdefocus._validate import check_float, check_image, check_int
+from fastdefocus._validate import check_float, check_image, check_int, to_rgb_order
 from fastdefocus.blur import gaussian_blur
 from fastdefocus.stages.filters import _as_image, guided_filter
 from fastdefocus.stages.ingest import to_luminance
@@ -42,6 +42,11 @@ def _merge(colour: np.ndarray, alpha, like: np.ndarray) -> np.ndarray:
     if alpha is not None:
         out = np.concatenate([out, alpha[..., None].astype(out.dtype)], axis=2)
     return out[..., 0] if like.ndim == 2 else out
+
+
+def _in_order(image: np.ndarray, channel_order: str) -> np.ndarray:
+    """An RGB(A) result back in the caller's channel order ("bgr": BGR(A)), C-contiguous."""
+    return image if channel_order == "rgb" else np.ascontiguousarray(to_rgb_order(image, channel_order))
 
 
 def _sigma_for(func: str, image, sigma_map, estimator, shape, stride: int = 8) -> np.ndarray:

@@ -6,14 +6,14 @@ import math
 import cv2
 import numpy as np
 
-from fastdefocus._validate import check_image, check_float
-from fastdefocus.apps._common import _split, _merge, _sigma_for
+from fastdefocus._validate import check_channel_order, check_image, check_float, to_rgb_order
+from fastdefocus.apps._common import _in_order, _split, _merge, _sigma_for
 from fastdefocus.blur import gaussian_blur
 from fastdefocus.stages.ingest import to_luminance
 
 
 def enhance(image, sigma_map=None, amount: float = 1.0, *, estimator=None, radius: float = 1.0,
-            sigma_limit: float = 1.5) -> np.ndarray:
+            sigma_limit: float = 1.5, channel_order: str = "rgb") -> np.ndarray:
     """Adaptive enhancement: sharpen what is in focus, leave the out-of-focus parts alone.
 
     Unsharp masking of the luminance detail, ``out = image + gain * (L - G_radius * L)``
@@ -39,6 +39,9 @@ def enhance(image, sigma_map=None, amount: float = 1.0, *, estimator=None, radiu
         Sigma in px of the Gaussian whose residual is the detail that gets amplified, > 0.
     sigma_limit : float, default 1.5
         Defocus sigma in px from which pixels are left untouched, > 0.
+    channel_order : {"rgb", "bgr"}, default "rgb"
+        The order of the image's colour channels ("bgr": OpenCV's); the result comes back
+        in the same order.
 
     Returns
     -------
@@ -52,7 +55,8 @@ def enhance(image, sigma_map=None, amount: float = 1.0, *, estimator=None, radiu
     >>> enhance(blurred, sigma).dtype
     dtype('uint8')
     """
-    arr = check_image(image)
+    order = check_channel_order(channel_order)
+    arr = to_rgb_order(check_image(image), order)
     amount = check_float("amount", amount, 0.0)
     radius = check_float("radius", radius, 0.0, inclusive=False)
     sigma_limit = check_float("sigma_limit", sigma_limit, 0.0, inclusive=False)
@@ -62,4 +66,4 @@ def enhance(image, sigma_map=None, amount: float = 1.0, *, estimator=None, radiu
     detail = lum - gaussian_blur(lum, radius)
     gain = np.float32(0.5 * amount) * (1.0 + np.cos(np.pi * np.minimum(sigma / np.float32(sigma_limit), 1.0)))
     out = colour + (gain * detail)[..., None]
-    return _merge(out, alpha, arr)
+    return _in_order(_merge(out, alpha, arr), order)

@@ -6,8 +6,8 @@ import math
 import cv2
 import numpy as np
 
-from fastdefocus._validate import check_image, check_float, check_int
-from fastdefocus.apps._common import _scale_of, _split, _merge, _sigma_for
+from fastdefocus._validate import check_channel_order, check_image, check_float, check_int, to_rgb_order
+from fastdefocus.apps._common import _in_order, _scale_of, _split, _merge, _sigma_for
 from fastdefocus.stages.filters import guided_filter
 from fastdefocus.stages.ingest import to_luminance
 
@@ -46,7 +46,7 @@ def _remove_small_regions(labels: np.ndarray, scores: np.ndarray, min_area: int)
 
 
 def fuse(images, estimator=None, *, sigma_maps=None, sigma_weight: float = 0.5, band: int = 8,
-         radius: int = 8, eps: float = 1e-3, min_region: float = 0.01):
+         radius: int = 8, eps: float = 1e-3, min_region: float = 0.01, channel_order: str = "rgb"):
     """Multi-focus fusion: one all-in-focus image from shots of one scene focused differently.
 
     1. Region decision: per pixel, each shot scores ``sum_r log(E_r + 1e-5) - sigma_weight
@@ -84,6 +84,9 @@ def fuse(images, estimator=None, *, sigma_maps=None, sigma_weight: float = 0.5, 
         Guided filter regularisation (luminance^2 units): smaller keeps seams on weaker edges.
     min_region : float, default 0.01
         Smallest area of a region decision, as a fraction of the image.
+    channel_order : {"rgb", "bgr"}, default "rgb"
+        The order of the images' colour channels ("bgr": OpenCV's); the fused image comes
+        back in the same order.
 
     Returns
     -------
@@ -109,7 +112,8 @@ def fuse(images, estimator=None, *, sigma_maps=None, sigma_weight: float = 0.5, 
                         f"{type(images).__name__}")
     if len(images) < 2:
         raise ValueError(f"fuse needs at least 2 images of the same scene, got {len(images)}")
-    arrays = [check_image(im, f"images[{i}]") for i, im in enumerate(images)]
+    order = check_channel_order(channel_order)
+    arrays = [to_rgb_order(check_image(im, f"images[{i}]"), order) for i, im in enumerate(images)]
     first = arrays[0]
     for i, arr in enumerate(arrays[1:], start=1):
         if arr.shape != first.shape:
@@ -137,7 +141,7 @@ def fuse(images, estimator=None, *, sigma_maps=None, sigma_weight: float = 0.5, 
         labels = _remove_small_regions(labels, scores, int(min_region * height * width))
     if band > 0:
         labels = _refine_boundaries(labels, lums, band, max(1, int(5e-4 * height * width)))
-    weights = np.stack([np.clip(guided_filter((labels == n).astype(np.float32), lum, radius, eps), 0.0, 1.0)
+    weights = np.stack([np.clip(guided_filter(lum, (labels == n).astype(np.float32), radius, eps), 0.0, 1.0)
                         for n, lum in enumerate(lums)])
     total = weights.sum(axis=0)
     # Where every weight was clipped to 0 (rare), fall back to the hard decision.
@@ -152,7 +156,7 @@ def fuse(images, estimator=None, *, sigma_maps=None, sigma_weight: float = 0.5, 
             alpha = (0.0 if alpha is None else alpha) + w * (shot_alpha.astype(np.float32) / _scale_of(arr.dtype))
     if alpha is not None:
         alpha = _merge(alpha[..., None], None, first[..., -1:])[..., 0]
-    return _merge(fused, alpha, first), weights.astype(np.float32)
+    return _in_order(_merge(fused, alpha, first), order), weights.astype(np.float32)
 
 
 def _refine_boundaries(labels: np.ndarray, lums, band: int, min_area: int) -> np.ndarray:

@@ -6,8 +6,8 @@ import math
 import cv2
 import numpy as np
 
-from fastdefocus._validate import check_image, check_float, check_int
-from fastdefocus.apps._common import _split, _merge, _sigma_for
+from fastdefocus._validate import check_channel_order, check_image, check_float, to_rgb_order, check_int
+from fastdefocus.apps._common import _in_order, _split, _merge, _sigma_for
 from fastdefocus.blur import gaussian_blur
 from fastdefocus.stages.filters import guided_filter
 from fastdefocus.stages.ingest import to_luminance
@@ -58,7 +58,8 @@ def _normalised_blur(colour: np.ndarray, mask: np.ndarray, sigma: float) -> np.n
 
 
 def magnify(image, sigma_map=None, amount: float = 2.0, *, in_focus: float = 0.7, estimator=None,
-            guide_radius: int = 4, guide_eps: float = 1e-3, max_extra_sigma: float = 32.0) -> np.ndarray:
+            guide_radius: int = 4, guide_eps: float = 1e-3, max_extra_sigma: float = 32.0,
+            channel_order: str = "rgb") -> np.ndarray:
     """Defocus magnification: a shallower depth of field from one photo and its defocus map.
 
     With ``in_focus=0`` a point blurred by sigma ``s`` comes out blurred by ``amount * s``:
@@ -96,6 +97,9 @@ def magnify(image, sigma_map=None, amount: float = 2.0, *, in_focus: float = 0.7
         Its regularisation (luminance^2 units).
     max_extra_sigma : float, default 32.0
         Cap of the extra blur in px (bounds the cost of the largest layer).
+    channel_order : {"rgb", "bgr"}, default "rgb"
+        The order of the image's colour channels ("bgr": OpenCV's); the result comes back
+        in the same order.
 
     Returns
     -------
@@ -115,7 +119,8 @@ def magnify(image, sigma_map=None, amount: float = 2.0, *, in_focus: float = 0.7
     >>> magnify(blurred, sigma, amount=2.0).shape == blurred.shape
     True
     """
-    arr = check_image(image)
+    order = check_channel_order(channel_order)
+    arr = to_rgb_order(check_image(image), order)
     amount = check_float("amount", amount, 1.0)
     in_focus = check_float("in_focus", in_focus, 0.0)
     guide_radius = check_int("guide_radius", guide_radius, 0)
@@ -126,13 +131,13 @@ def magnify(image, sigma_map=None, amount: float = 2.0, *, in_focus: float = 0.7
     beyond_focus = np.sqrt(np.maximum(sigma * sigma - np.float32(in_focus * in_focus), 0.0)) if in_focus else sigma
     extra = beyond_focus * np.float32(math.sqrt(amount * amount - 1.0))
     if guide_radius > 0 and extra.max() > 0:
-        extra = guided_filter(extra, to_luminance(arr), guide_radius, guide_eps)
+        extra = guided_filter(to_luminance(arr), extra, guide_radius, guide_eps)
     extra = np.clip(extra, 0.0, max_extra_sigma)
     # Small ripples of the guided filter must not blur what is in focus.
     extra[extra < 0.05 * _LAYER_FIRST] = 0.0
     layers = _layer_sigmas(float(extra.max()))
     if len(layers) == 1:
-        return _merge(colour, alpha, arr)
+        return _in_order(_merge(colour, alpha, arr), order)
     upper = np.clip(np.searchsorted(layers, extra, side="right"), 1, len(layers) - 1)
     lo_var, hi_var = layers[upper - 1] ** 2, layers[upper] ** 2
     frac = np.clip((extra.astype(np.float64) ** 2 - lo_var) / (hi_var - lo_var), 0.0, 1.0).astype(np.float32)
@@ -148,7 +153,7 @@ def magnify(image, sigma_map=None, amount: float = 2.0, *, in_focus: float = 0.7
             gather = np.clip((extra - np.float32(0.5 * s)) / np.float32(0.5 * s), 0.0, 1.0)
             layer = _normalised_blur(colour, gather, s)
         out += layer * weight[..., None]
-    return _merge(out, alpha, arr)
+    return _in_order(_merge(out, alpha, arr), order)
 
 
 # -------------------------------------------------------------------------- enhance

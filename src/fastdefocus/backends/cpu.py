@@ -5,11 +5,31 @@ import os
 
 import numpy as np
 
+from fastdefocus._validate import MissingExtraError
 from fastdefocus.stages.classify import ModelInfo, load_model_info
+
+
+def _import_torch(what: str = "backend 'torch'"):
+    """torch and safetensors, or MissingExtraError naming ``pip install 'fastdefocus[torch]'``."""
+    try:
+        import torch
+    except ImportError as e:
+        raise MissingExtraError(what, "torch", "torch (PyTorch)") from e
+    try:
+        import safetensors.torch  # noqa: F401
+    except ImportError as e:
+        raise MissingExtraError(what, "torch", "safetensors") from e
+    return torch
+
+
+def default_threads() -> int:
+    """The cores this process may use (containers and affinity), not the host's."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def load_torch_model(info: ModelInfo | None = None):
     """The classifier as a torch module (eval mode) with the shipped weights."""
+    _import_torch("the torch model")
     from safetensors.torch import load_file
 
     from fastdefocus.backends.mobilenetv2 import MobileNetV2
@@ -33,34 +53,53 @@ class PatchClassifier:
 
     ``onnxruntime`` (CPU, the default there: it ran these patches about twice as fast as
     eager torch on 2 cores) or ``torch`` (eager; on CUDA in fp16, channels_last).
+    ``threads``: ONNX Runtime's intra-op threads (0: the cores this process may use); the
+    torch runtime keeps torch's own (process-wide) setting.
+
+    :meth:`probabilities` may be called from several threads at once: ONNX Runtime's
+    ``InferenceSession.run`` is thread-safe, and each call has its own output array.
+    A runtime that is not installed raises :class:`fastdefocus._validate.MissingExtraError`
+    (an ImportError) whose message names the extra to install.
     """
 
-    def __init__(self, info: ModelInfo, device: str = "auto", backend: str = "auto", batch_size: int = 1024):
+    def __init__(self, info: ModelInfo, device: str = "auto", backend: str = "auto", batch_size: int = 1024,
+                 threads: int = 0):
         self.info = info
         self.batch_size = batch_size
+        self.threads = threads
         if device == "cuda":
-            import torch
+            torch = _import_torch("device='cuda' with backend 'torch'")
             if not torch.cuda.is_available():
                 raise RuntimeError("device='cuda' was requested but torch sees no CUDA device; use device='cpu'")
         self.device = "cpu" if device == "auto" else device
         if backend == "auto":
             backend = "onnxruntime" if self.device == "cpu" and _onnxruntime_available() else "torch"
+            if backend == "torch":
+                try:
+                    _import_torch()
+                except MissingExtraError as e:
+                    raise ModuleNotFoundError("no classifier runtime is installed: pip install onnxruntime (the "
+                                              "default), or pip install 'fastdefocus[torch]'", name="onnxruntime") \
+                        from e
         if backend == "onnxruntime":
             if self.device != "cpu":
                 raise ValueError("backend='onnxruntime' runs on the CPU; use backend='torch' for device='cuda'")
-            import onnxruntime as ort
+            try:
+                import onnxruntime as ort
+            except ImportError as e:
+                raise ModuleNotFoundError("backend 'onnxruntime' needs onnxruntime, which is not installed: "
+                                          "pip install onnxruntime", name="onnxruntime") from e
             opts = ort.SessionOptions()
             opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             # the cores this process may use (containers and affinity), not the host's
-            opts.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-                else (os.cpu_count() or 1)
+            opts.intra_op_num_threads = threads if threads > 0 else default_threads()
             opts.inter_op_num_threads = 1
             self._session = ort.InferenceSession(str(info.onnx_path), sess_options=opts,
                                                  providers=["CPUExecutionProvider"])
             self.name = "onnxruntime"
             self._run = self._run_onnx
         else:
-            import torch
+            torch = _import_torch()
             self._torch = torch
             model = load_torch_model(info).to(self.device).to(memory_format=torch.channels_last)
             self._half = self.device == "cuda"

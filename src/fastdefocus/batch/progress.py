@@ -42,9 +42,13 @@ class ProgressLine:
         self._last_time = now
 
     def close(self) -> None:
-        if self.enabled:
-            now = time.perf_counter()
-            self._write(("\r" + self._text(now, bar=True) if self.tty else self._text(now)) + "\n")
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if self.tty:
+            self._write("\r" + self._text(now, bar=True) + "\n")
+        elif self._last_done != self.done or self.done == 0:
+            self._write(self._text(now) + "\n")
 
     def _text(self, now: float, bar: bool = False) -> str:
         elapsed = now - self.t0

@@ -13,6 +13,7 @@ same place on every node (a shared file system), or use object-store URIs (``s3:
 from __future__ import annotations
 
 import inspect
+import logging
 
 import ray
 import ray.data
@@ -36,11 +37,24 @@ class EstimatorActor:
         return pa.Table.from_pylist(rows, schema=PART_SCHEMA)
 
 
+class _DropNotice(logging.Filter):
+    """Ray Data's notice that its progress bars are off: the batch turned them off, for its own line."""
+
+    def filter(self, record):
+        return not record.getMessage().startswith("Progress bars disabled")
+
+
+_DROP_NOTICE = _DropNotice()
+
+
 def _pool_arguments(workers: int) -> dict:
-    """A fixed pool of ``workers`` actors, in the installed Ray's spelling."""
-    if "concurrency" in inspect.signature(ray.data.Dataset.map_batches).parameters:
-        return {"concurrency": workers}
-    return {"compute": ray.data.ActorPoolStrategy(size=workers)}  # Ray < 2.9
+    """A fixed pool of ``workers`` actors, in the installed Ray's spelling: ``compute=
+    ActorPoolStrategy(size=...)`` (Ray >= 2.9; since 2.51 ``concurrency=`` is deprecated for it),
+    else ``concurrency=``."""
+    strategy = getattr(ray.data, "ActorPoolStrategy", None)
+    if strategy is not None and "size" in inspect.signature(strategy).parameters:
+        return {"compute": strategy(size=workers)}
+    return {"concurrency": workers}
 
 
 def start(address: str | None, cores: int) -> bool:
@@ -64,8 +78,17 @@ def run_ray(units, *, options: dict, out_dir: str, maps: bool, every: int, key: 
     """Process ``units`` on the Ray cluster this process is connected to."""
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the batch's own progress line says it
+    logging.getLogger("ray.data._internal.progress").addFilter(_DROP_NOTICE)  # once: the same object
+    if not progress.enabled:
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
     items = [u.as_dict() for u in units]
-    dataset = ray.data.from_items(items, override_num_blocks=min(len(items), max(4 * workers, 200)))
+    # small blocks: a block's rows come back when the block is done, so its size bounds what an
+    # interrupted batch loses and how unevenly the actors finish; 32 units at most per block
+    per_block = max(1, min(32, len(items) // (8 * workers)))
+    blocks = -(-len(items) // per_block)
+    spelling = "override_num_blocks" if "override_num_blocks" in inspect.signature(ray.data.from_items).parameters \
+        else "parallelism"  # Ray < 2.10
+    dataset = ray.data.from_items(items, **{spelling: blocks})
     remote = {"num_cpus": threads}
     if gpus > 0:
         remote["num_gpus"] = gpus

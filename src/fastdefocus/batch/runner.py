@@ -131,9 +131,10 @@ def run(inputs, output, engine: str = "local", *, config=None, workers: int | No
         ``sharpness``: :meth:`DefocusResult.sharpness`; ``ms``: milliseconds of the row's work
         (reading, estimating, writing its map); ``error``: empty when fine.
 
-    Resuming: rows are saved to ``OUT/parts/`` as they come (every 256 rows or 5 seconds, and
-    when the batch stops, even on Ctrl-C), so a batch killed at any point loses at most the
-    units in flight and the last few seconds of results. Running the same command again skips
+    Resuming: rows are saved to ``OUT/parts/`` as they come (a part file when 256 rows have
+    come or 2 seconds have passed, and when the batch stops, on an error or Ctrl-C too), so a
+    batch killed at any point (SIGKILL, a lost machine) loses at most the units in flight and
+    the rows of its last 2 seconds; local workers end with the batch's process. Running the same command again skips
     the units already done, known by their file's path, size and modification time and a hash
     of the estimator options, ``every`` and ``outputs``; a changed file, or other options, is
     done again. Rows with an error count as done (touch the file to retry it).

@@ -35,7 +35,7 @@ class PartWriter:
     """Collects rows and writes them to ``parts/part-<time>-<pid>-<n>.parquet`` every
     ``max_rows`` rows or ``max_seconds`` seconds (checked as rows arrive), and on :meth:`flush`."""
 
-    def __init__(self, parts_dir: Path, max_rows: int = 256, max_seconds: float = 5.0):
+    def __init__(self, parts_dir: Path, max_rows: int = 256, max_seconds: float = 2.0):
         self.parts_dir, self.max_rows, self.max_seconds = Path(parts_dir), max_rows, max_seconds
         self.rows, self.written, self._last = [], 0, time.monotonic()
 
@@ -110,7 +110,7 @@ def merge(parts_dir: Path, units, key: str, summary: Path) -> pa.Table:
     return table
 
 
-def describe(table: pa.Table, summary: Path, file=sys.stderr) -> None:
+def describe(table: pa.Table, summary: Path, file=None) -> None:
     errors = sum(1 for e in table.column("error").to_pylist() if e)
     print(f"{table.num_rows} rows -> {summary}" + (f" ({errors} with an error: see the error column)"
-                                                  if errors else ""), file=file)
+                                                  if errors else ""), file=file or sys.stderr)

@@ -28,7 +28,8 @@ SUMMARY_COLUMNS = ("path", "frame", "height", "width", "median_sigma", "p10_sigm
 PART_COLUMNS = SUMMARY_COLUMNS + ("start", "size", "mtime_ns", "key", "is_row")
 #: A pixel counts as in focus at sigma <= this many px (the in_focus_fraction column).
 IN_FOCUS_SIGMA = 1.0
-_THREAD_VARIABLES = ("FASTDEFOCUS_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+#: The thread-count variables a worker sets: the native filters, OpenMP, OpenBLAS, MKL.
+THREAD_VARIABLES = ("FASTDEFOCUS_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def limit_threads(threads: int, cores=None) -> None:
@@ -36,7 +37,7 @@ def limit_threads(threads: int, cores=None) -> None:
     OpenMP and BLAS runtimes read, OpenCV's pool, and, when ``cores`` is given and the platform
     has it, the CPU affinity (``os.sched_setaffinity``), which ONNX Runtime's pool follows.
     Call it before the estimator is built."""
-    for name in _THREAD_VARIABLES:
+    for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
     if cores and hasattr(os, "sched_setaffinity"):
         try:

@@ -9,7 +9,7 @@ import numpy as np
 from fastdefocus.apps import enhance, fuse, magnify
 from fastdefocus.apps.fuse import FUSE_STRIDE
 from fastdefocus.cli.options import add_estimator_arguments, estimator_from_args
-from fastdefocus.io.images import read_image, write_image
+from fastdefocus.io.images import check_outputs, encode_image, read_image, write_files, write_image
 from fastdefocus.io.sigmamap import read_sigma_map
 
 
@@ -17,12 +17,15 @@ def add_force_argument(p) -> None:
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
 
-def _refuse_overwrite(args, *paths) -> bool:
-    existing = [str(p) for p in paths if p is not None and Path(p).exists()]
-    if existing and not args.force:
-        print(f"error: would overwrite {', '.join(existing)}; pass --force to overwrite", file=sys.stderr)
-        return True
-    return False
+def _check_outputs(args, *paths) -> bool:
+    """Check every output before any work (an image extension OpenCV writes, not a folder, a
+    writable folder, the overwrite rule); say what is wrong and return False."""
+    try:
+        check_outputs(paths, force=args.force)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return False
+    return True
 
 
 def _sigma_or_estimator(args):
@@ -31,45 +34,58 @@ def _sigma_or_estimator(args):
     return None, estimator_from_args(args)
 
 
+def _say(args, message: str) -> None:
+    if not args.quiet:
+        print(message)
+
+
 def _cmd_magnify(args) -> int:
-    if _refuse_overwrite(args, args.output):
+    if not _check_outputs(args, args.output):
         return 2
     image = read_image(args.image)
     sigma, est = _sigma_or_estimator(args)
     out = magnify(image, sigma, amount=args.amount, in_focus=args.in_focus, estimator=est)
     write_image(args.output, out, force=args.force)
-    print(f"{args.image}: defocus x{args.amount:g} -> {args.output}")
+    _say(args, f"{args.image}: defocus x{args.amount:g} -> {args.output}")
     return 0
 
 
 def _cmd_enhance(args) -> int:
-    if _refuse_overwrite(args, args.output):
+    if not _check_outputs(args, args.output):
         return 2
     image = read_image(args.image)
     sigma, est = _sigma_or_estimator(args)
     out = enhance(image, sigma, amount=args.amount, estimator=est, radius=args.radius,
                   sigma_limit=args.sigma_limit)
     write_image(args.output, out, force=args.force)
-    print(f"{args.image}: enhanced (amount {args.amount:g}, sharpening stops at sigma "
-          f"{args.sigma_limit:g} px) -> {args.output}")
+    _say(args, f"{args.image}: enhanced (amount {args.amount:g}, sharpening stops at sigma "
+               f"{args.sigma_limit:g} px) -> {args.output}")
     return 0
 
 
 def _cmd_fuse(args) -> int:
-    if _refuse_overwrite(args, args.output, args.decision):
+    if not _check_outputs(args, args.output, args.decision):
         return 2
     images = [read_image(path) for path in args.images]
     est = estimator_from_args(args) if args.sigma_weight > 0 else None
     fused, decision = fuse(images, est, sigma_weight=args.sigma_weight)
-    write_image(args.output, fused, force=args.force)
+    # both files encoded first, then written all or nothing
+    files = {args.output: encode_image(fused, Path(args.output).suffix.lower())}
     message = f"fused {len(images)} images -> {args.output}"
     if args.decision:
         # Grey level of the chosen shot: 0 for the first, 255 for the last.
         index = decision.argmax(axis=0).astype(np.float32)
-        write_image(args.decision, np.rint(index * 255.0 / (len(images) - 1)).astype(np.uint8), force=args.force)
+        grey = np.rint(index * 255.0 / (len(images) - 1)).astype(np.uint8)
+        files[args.decision] = encode_image(grey, Path(args.decision).suffix.lower())
         message += f", decision map -> {args.decision}"
-    print(message)
+    write_files(files, force=args.force)
+    _say(args, message)
     return 0
+
+
+def _add_common(p) -> None:
+    add_force_argument(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
 
 def add_commands(subparsers) -> None:
@@ -87,7 +103,7 @@ def add_commands(subparsers) -> None:
                    help="defocus map from `fastdefocus estimate` (.tiff, .npy or _sigma16.png) instead of "
                         "estimating it")
     add_estimator_arguments(p)
-    add_force_argument(p)
+    _add_common(p)
     p.set_defaults(func=_cmd_magnify)
 
     p = subparsers.add_parser("enhance", help="sharpen the in-focus parts, leave the bokeh alone",
@@ -101,7 +117,7 @@ def add_commands(subparsers) -> None:
                    help="defocus sigma in px from which pixels are left untouched (default 1.5)")
     p.add_argument("--sigma-map", default=None, help="defocus map from `fastdefocus estimate`")
     add_estimator_arguments(p, exclude=("radius",))
-    add_force_argument(p)
+    _add_common(p)
     p.set_defaults(func=_cmd_enhance)
 
     p = subparsers.add_parser("fuse", help="all-in-focus image from shots focused differently",
@@ -115,5 +131,5 @@ def add_commands(subparsers) -> None:
     p.add_argument("--sigma-weight", type=float, default=0.5,
                    help="weight of the defocus maps against the Laplacian energy (default 0.5; 0: energy only)")
     add_estimator_arguments(p, stride=FUSE_STRIDE)
-    add_force_argument(p)
+    _add_common(p)
     p.set_defaults(func=_cmd_fuse)

@@ -96,6 +96,21 @@ def add_speed_command_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("-o", "--out", type=Path, default=None, help="folder for speed.md and speed.json")
 
 
+def _quality(args, est) -> int:
+    """The quality sections, as ``cmd_quality``; exit 2 when every selected section was skipped
+    (no data found), naming --data and FASTDEFOCUS_DATA, instead of an empty report."""
+    from fastdefocus.eval._common import emit_report
+    from fastdefocus.eval.quality import run_quality
+    report = run_quality(args, est, args.out)
+    if not any(section in report for section in args.sections):
+        print(f"error: no quality section ran: the data of {', '.join(args.sections)} was not found under "
+              f"{report.get('data')}; point --data (or FASTDEFOCUS_DATA) at the data root, or name the "
+              "folders (--syndof, --scenes, --dbd, ...)", file=sys.stderr)
+        return 2
+    emit_report("Quality", "quality", report, report["markdown"], args.out, args.json)
+    return 0
+
+
 def _cmd_eval(args) -> int:
     est = estimator_from_args(args)
     if args.all:
@@ -104,8 +119,7 @@ def _cmd_eval(args) -> int:
             args.out = Path("fastdefocus-report")
         args.speed_options = speed_options(args)
         return cmd_report(args, est)
-    from fastdefocus.eval.quality import cmd_quality
-    return cmd_quality(args, est)
+    return _quality(args, est)
 
 
 def _cmd_bench(args) -> int:
@@ -148,8 +162,7 @@ def quality_main(argv=None, prog: str | None = None) -> int:
     ap.add_argument("-o", "--out", type=Path, default=None,
                     help="folder for quality.md, quality.json and the pictures")
     args = ap.parse_args(argv)
-    from fastdefocus.eval.quality import cmd_quality
-    return cmd_quality(args, estimator_from_args(args))
+    return _quality(args, estimator_from_args(args))
 
 
 def report_main(argv=None, prog: str | None = None) -> int:

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from pathlib import Path
 
 from fastdefocus.cli.apps import add_commands as add_application_commands
@@ -32,22 +34,36 @@ def _cmd_train(args) -> int:
 
 
 
-class Progress:
-    """A one-line progress bar on stderr (no dependency)."""
+def _is_terminal(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or replaced streams
+        return False
 
-    def __init__(self, total: int, enabled: bool = True):
+
+class Progress:
+    """Progress on stderr (no dependency): a bar redrawn in place with ``\\r`` when stderr is a
+    terminal, else (a log file, a pipe, CI) one plain line per item."""
+
+    def __init__(self, total: int, enabled: bool = True, stream=None):
         self.total, self.done = total, 0
+        self.stream = stream if stream is not None else sys.stderr
         self.enabled = enabled and total > 1
+        self.terminal = _is_terminal(self.stream)
 
     def step(self, label: str = "") -> None:
         self.done += 1
-        if self.enabled:
+        if not self.enabled:
+            return
+        if self.terminal:
             width = 30
             filled = int(width * self.done / self.total)
-            sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {label[:40]:40s}")
+            self.stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} {label[:40]:40s}")
             if self.done == self.total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+                self.stream.write("\n")
+        else:
+            self.stream.write(f"[{self.done}/{self.total}] {label}\n")
+        self.stream.flush()
 
 
 def _side_by_side(*images):
@@ -86,60 +102,128 @@ def _refuse_overwrite(paths, force: bool) -> bool:
     return False
 
 
-def _outputs_for(out_dir: Path, stem: str, fmt: str) -> dict:
-    return {"sigma": out_dir / f"{stem}_sigma.{fmt}", "sigma16": out_dir / f"{stem}_sigma16.png",
-            "color": out_dir / f"{stem}_sigma_color.png", "side": out_dir / f"{stem}_side_by_side.png"}
+#: The files ``estimate`` can write per image (``--outputs``), in order.
+OUTPUT_KINDS = ("sigma", "sigma16", "color", "side")
 
 
-def _write_result(outputs: dict, image, result, force: bool) -> None:
+def _parse_outputs(text: str) -> tuple:
+    """``--outputs``: a comma list of OUTPUT_KINDS, or ``none``."""
+    if text.strip().lower() == "none":
+        return ()
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in OUTPUT_KINDS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown output {', '.join(bad) or repr(text)}: give a comma list of {', '.join(OUTPUT_KINDS)}, or none")
+    return tuple(dict.fromkeys(names))
+
+
+def _outputs_for(out_dir: Path, stem: str, fmt: str, kinds=OUTPUT_KINDS) -> dict:
+    names = {"sigma": f"{stem}_sigma.{fmt}", "sigma16": f"{stem}_sigma16.png",
+             "color": f"{stem}_sigma_color.png", "side": f"{stem}_side_by_side.png"}
+    return {k: out_dir / names[k] for k in kinds}
+
+
+def _encode_result(outputs: dict, image, result) -> dict:
+    """The bytes of each requested file (path -> bytes): the float map, the 16-bit PNG, and the
+    colour pictures with a colour bar of the sigma scale in px."""
+    import io
+
     import numpy as np
-    from fastdefocus.io.images import encode_image, write_atomic, write_npy
-    if outputs["sigma"].suffix == ".npy":
-        write_npy(outputs["sigma"], result.sigma, force=force)
-    else:
-        write_atomic(outputs["sigma"], encode_image(result.sigma, ".tiff"), force=force)
-    sigma16 = to_png16(result.sigma)
-    write_atomic(outputs["sigma16"], encode_image(sigma16, ".png"), force=force)
-    color = result.colorize()
-    write_atomic(outputs["color"], encode_image(color, ".png"), force=force)
-    write_atomic(outputs["side"], encode_image(_side_by_side(_as_rgb8(image), color), ".png"), force=force)
+    from fastdefocus.io.images import encode_image
+    from fastdefocus.io.pictures import with_colour_scale
+    files = {}
+    if "sigma" in outputs:
+        if outputs["sigma"].suffix == ".npy":
+            buf = io.BytesIO()
+            np.save(buf, result.sigma)
+            files[outputs["sigma"]] = buf.getvalue()
+        else:
+            files[outputs["sigma"]] = encode_image(result.sigma, ".tiff")
+    if "sigma16" in outputs:
+        files[outputs["sigma16"]] = encode_image(to_png16(result.sigma), ".png")
+    if "color" in outputs or "side" in outputs:
+        color = result.colorize()
+        if "color" in outputs:
+            files[outputs["color"]] = encode_image(with_colour_scale(color, result.sigma_max), ".png")
+        if "side" in outputs:
+            side = _side_by_side(_as_rgb8(image), color)
+            files[outputs["side"]] = encode_image(with_colour_scale(side, result.sigma_max), ".png")
+    return files
+
+
+def _summary_columns(video: bool = False) -> tuple:
+    from fastdefocus.result import SUMMARY_KEYS
+    return ("path",) + (("frame",) if video else ()) + SUMMARY_KEYS + ("ms", "error")
+
+
+def _error(message) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
 
 
 def _cmd_estimate(args) -> int:
     import cv2
-    from fastdefocus.io.images import read_image
-    out_dir = Path(args.output)
+    from fastdefocus.io.images import check_output, check_output_folder, read_image, write_files
+    from fastdefocus.io.tables import TABLE_EXTENSIONS, write_table
+    kinds = args.outputs
+    if kinds and args.output is None:
+        return _error(f"-o/--output (the output folder) is needed to write {','.join(kinds)} "
+                      "(or pass --outputs none with --summary)")
+    if not kinds and args.summary is None:
+        return _error("nothing to write: --outputs none needs --summary FILE.csv or FILE.json")
+    out_dir = Path(args.output) if args.output is not None else None
     fmt = "npy" if args.format == "npy" else "tiff"
     stems = [Path(name).stem for name in args.images]
     clashes = sorted({stem for stem in stems if stems.count(stem) > 1})
-    if clashes:
-        print(f"error: several inputs would write the same outputs ({', '.join(clashes)}): "
-              "give them different names or run them into different folders", file=sys.stderr)
-        return 2
+    if clashes and kinds:
+        return _error(f"several inputs would write the same outputs ({', '.join(clashes)}): "
+                      "give them different names or run them into different folders")
+    # every output is checked before any work: the folder, the files' overwrite rule, the summary
+    try:
+        if out_dir is not None:
+            check_output_folder(out_dir)
+        if args.summary is not None:
+            check_output(args.summary, args.force, extensions=TABLE_EXTENSIONS, what="summary")
+    except (OSError, ValueError) as e:
+        return _error(e)
     plan = []
     for name in args.images:
-        outputs = _outputs_for(out_dir, Path(name).stem, fmt)
+        outputs = _outputs_for(out_dir, Path(name).stem, fmt, kinds) if kinds else {}
         if _refuse_overwrite(outputs.values(), args.force):
             return 2
         plan.append((name, outputs))
     est = estimator_from_args(args)
-    print(f"backend {est.backend}, stride {est.stride}; 16-bit PNG maps store round({SIGMA_PNG_SCALE} * sigma px)",
-          file=sys.stderr)
+    if not args.quiet:
+        print(f"backend {est.backend}, stride {est.stride}; 16-bit PNG maps store round({SIGMA_PNG_SCALE} * sigma "
+              "px)", file=sys.stderr)
     progress = Progress(len(plan), enabled=not args.quiet)
     failures = 0
+    rows = []
     for name, outputs in plan:
+        t0 = time.perf_counter()
+        row = {"path": name, "error": ""}
         try:
             image = read_image(name)
             result = est.estimate(image)
-            _write_result(outputs, image, result, args.force)
+            if outputs:
+                write_files(_encode_result(outputs, image, result), force=args.force)
+            row.update(result.summary())
             if not args.quiet:
-                print(f"{name}: median sigma {float(__import__('numpy').median(result.sigma)):.2f} px, "
-                      f"sharpness {result.sharpness():.3f}, {result.timings['total'] * 1000:.0f} ms -> "
-                      f"{outputs['sigma']}")
-        except (OSError, ValueError, TypeError, MemoryError, cv2.error) as e:
+                where = f" -> {next(iter(outputs.values()))}" if outputs else ""
+                print(f"{name}: median sigma {row['median_sigma']:.2f} px, sharpness {row['sharpness']:.3f}, "
+                      f"{result.timings['total'] * 1000:.0f} ms{where}")
+        except (OSError, ValueError, TypeError, MemoryError, ImportError, cv2.error) as e:
             failures += 1
-            print(f"error: {name}: {str(e) or type(e).__name__}", file=sys.stderr)
+            row["error"] = str(e) or type(e).__name__
+            print(f"error: {name}: {row['error']}", file=sys.stderr)
+        row["ms"] = (time.perf_counter() - t0) * 1000.0
+        rows.append(row)
         progress.step(Path(name).name)
+    if args.summary is not None:
+        write_table(args.summary, rows, _summary_columns(), force=args.force)
+        if not args.quiet:
+            print(f"summary of {len(rows)} images -> {args.summary}", file=sys.stderr)
     return 1 if failures else 0
 
 
@@ -179,81 +263,103 @@ def _cmd_demo(args) -> int:
     return 0
 
 
-_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
+class _FrameProgress:
+    """``frame N[/total]  rate frames/s`` on stderr: redrawn in place on a terminal, else one
+    plain line at most every ``every`` seconds and one at the end (none under --quiet). The
+    total is left out when the container does not know its length."""
+
+    def __init__(self, total, enabled: bool, label: str, every: float = 1.0):
+        self.total, self.enabled, self.label, self.every = total, enabled, label, every
+        self.terminal = _is_terminal(sys.stderr)
+        self.t0 = self.last = time.perf_counter()
+        self.done = self.shown = 0
+
+    def _text(self, now: float) -> str:
+        of = f"/{self.total}" if self.total else ""
+        return f"frame {self.done}{of}  {self.done / max(now - self.t0, 1e-9):6.1f} frames/s  [{self.label}]"
+
+    def step(self) -> None:
+        self.done += 1
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if self.terminal:
+            sys.stderr.write("\r" + self._text(now))
+        elif now - self.last >= self.every:
+            sys.stderr.write(self._text(now) + "\n")
+            self.last, self.shown = now, self.done
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.done:
+            if self.terminal:
+                sys.stderr.write("\n")
+            elif self.shown != self.done:
+                sys.stderr.write(self._text(time.perf_counter()) + "\n")
+            sys.stderr.flush()
 
 
 def _cmd_video(args) -> int:
     """Defocus maps of a video, written as a video (the map, or input and map side by side)."""
-    import collections
-    import os
-    import time
-
-    import cv2
-
-    from fastdefocus.io.video import video_frames
+    from fastdefocus.io.images import check_output, write_files
+    from fastdefocus.io.tables import TABLE_EXTENSIONS, encode_table
+    from fastdefocus.io.video import VIDEO_EXTENSIONS, VideoWriter, video_info
 
     src, out = Path(args.input), Path(args.output)
-    fourcc = _FOURCC.get(out.suffix.lower())
-    if fourcc is None:
-        raise ValueError(f"output {out} must end in one of {', '.join(sorted(_FOURCC))}, got {out.suffix!r}")
-    if not src.exists():
-        raise FileNotFoundError(f"video not found: {src}")
-    if _refuse_overwrite([out], args.force):
-        return 1
-    if out.resolve() == src.resolve():
-        raise ValueError(f"output {out} is the input video")
-    cap = cv2.VideoCapture(str(src))
-    fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
-    cap.release()
-    fps = fps if fps and fps > 0 else 25.0
+    try:
+        if not src.exists():
+            raise FileNotFoundError(f"video not found: {src}")
+        check_output(out, args.force, extensions=VIDEO_EXTENSIONS, what="output video")
+        if out.resolve() == src.resolve():
+            raise ValueError(f"output {out} is the input video")
+        if args.summary is not None:
+            check_output(args.summary, args.force, extensions=TABLE_EXTENSIONS, what="summary")
+        if args.max_frames < 0:
+            raise ValueError(f"--max-frames must be >= 0 (0: all), got {args.max_frames}")
+    except (OSError, ValueError) as e:
+        return _error(e)
+    fps, total = video_info(src)
+    if total is not None and args.max_frames:
+        total = min(total, args.max_frames)
     est = estimator_from_args(args)
-    frames_in = collections.deque()  # frames whose results are still to come (bounded by the stream)
-
-    def frames():  # runs in the stream's reader thread: it counts what it read itself
-        for read, frame in enumerate(video_frames(src)):
-            if args.max_frames and read >= args.max_frames:
-                return
-            frames_in.append(frame)
-            yield frame
-
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.partial-{os.getpid()}{out.suffix}")  # the suffix picks the container
-    writer = None
-    done = 0
-    t0 = time.perf_counter()
+    writer = VideoWriter(tmp, fps)
+    if writer.notice and not args.quiet:
+        print(writer.notice, file=sys.stderr)
+    progress = _FrameProgress(total, not args.quiet, f"{est.device}, {est.backend}")
+    rows = []
+    t0 = last = time.perf_counter()
     try:
-        for result in est.stream(frames(), smoothing=args.smoothing):
-            frame = frames_in.popleft()
-            color = result.colorize()
-            picture = _side_by_side(_as_rgb8(frame), color) if args.side_by_side else color
-            if writer is None:
-                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps,
-                                         (picture.shape[1], picture.shape[0]))
-                if not writer.isOpened():
-                    raise RuntimeError(f"OpenCV cannot write {out.suffix} video ({fourcc}) here")
-            writer.write(cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
-            done += 1
-            if not args.quiet:
-                rate = done / max(time.perf_counter() - t0, 1e-9)
-                of = f"/{min(total, args.max_frames or total)}" if total else ""
-                sys.stderr.write(f"\rframe {done}{of}  {rate:6.1f} frames/s  [{est.device}, {est.backend}]")
-                sys.stderr.flush()
-        if writer is None:
+        with writer:
+            for index, (frame, result) in enumerate(est.stream(src, smoothing=args.smoothing,
+                                                                max_frames=args.max_frames or None,
+                                                                with_frames=True)):
+                color = result.colorize()
+                picture = _side_by_side(_as_rgb8(frame), color) if args.side_by_side else color
+                writer.write(picture)
+                now = time.perf_counter()
+                if args.summary is not None:
+                    rows.append({"path": str(src), "frame": index, **result.summary(), "ms": (now - last) * 1000.0,
+                                 "error": ""})
+                last = now
+                progress.step()
+        if progress.done == 0:
             raise ValueError(f"video {src} gave no frames")
-        writer.release()
-        writer = None
+        files = {}
+        if args.summary is not None:
+            files[Path(args.summary)] = encode_table(rows, _summary_columns(video=True), Path(args.summary).suffix.lower())
+        write_files(files, force=args.force)
         os.replace(tmp, out)
     finally:
-        if writer is not None:
-            writer.release()
         if tmp.exists():
             tmp.unlink()
-    if not args.quiet:
-        sys.stderr.write("\n")
+    progress.close()
     elapsed = time.perf_counter() - t0
-    print(f"{done} frames -> {out} in {elapsed:.1f} s ({done / elapsed:.1f} frames/s, "
-          f"{est.device}, backend {est.backend})")
+    done = progress.done
+    if not args.quiet:
+        print(f"{done} frames -> {out} ({writer.codec}) in {elapsed:.1f} s ({done / elapsed:.1f} frames/s, "
+              f"{est.device}, backend {est.backend})")
     return 0
 
 
@@ -263,7 +369,9 @@ def _add_estimator_options(p) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from fastdefocus import __version__
     parser = argparse.ArgumentParser(prog="fastdefocus", description="Per-pixel defocus (blur sigma) maps.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     from fastdefocus.train.training import TrainConfig  # a dataclass: torch is imported only when training runs
@@ -294,11 +402,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("estimate", help="defocus maps of images",
                        description="For each image write <name>_sigma.tiff (float32 sigma in px; or .npy), "
                                    f"<name>_sigma16.png (uint16, value = round({SIGMA_PNG_SCALE} x sigma px)), "
-                                   "<name>_sigma_color.png and <name>_side_by_side.png into the output folder.")
+                                   "<name>_sigma_color.png and <name>_side_by_side.png (with a colour bar of the "
+                                   "sigma scale in px) into the output folder (--outputs picks which), and with "
+                                   "--summary one row of statistics per image. Phone photos are turned upright "
+                                   "by their EXIF orientation; HEIC needs pip install 'fastdefocus[heic]'.")
     p.add_argument("images", nargs="+", help="image files")
-    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("-o", "--output", default=None, help="output folder (needed unless --outputs none)")
     p.add_argument("--format", choices=["tiff", "npy"], default="tiff", help="float map format")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--outputs", type=_parse_outputs, default=",".join(OUTPUT_KINDS), metavar="LIST",
+                   help=f"files written per image, a comma list of {', '.join(OUTPUT_KINDS)} "
+                        "(default all four), or none")
+    p.add_argument("--summary", default=None, metavar="FILE",
+                   help="also write one row per image to FILE.csv or FILE.json: path, height, width, median_sigma, "
+                        "p10_sigma, p90_sigma, in_focus_fraction (share of pixels with sigma <= 1 px), sharpness, "
+                        "ms, error (a failing image gives a row with its error; the others go on)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     _add_estimator_options(p)
     p.set_defaults(func=_cmd_estimate)
 
@@ -312,7 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Estimate every frame of IN (frames are decoded in a reader thread while "
                                    "the previous ones are estimated; on a GPU, upload, work and download overlap) "
                                    "and write the colour map, or input and map side by side, to OUT "
-                                   "(.mp4 / .m4v / .mov: mp4v; .avi / .mkv: MJPG), at the input's frame rate. "
+                                   "(.mp4 / .m4v / .mov / .mkv: H.264 with pip install 'fastdefocus[video]', else "
+                                   "mp4v or MJPG; .avi: MJPG), at the input's frame rate. "
                                    "The file appears only when complete.")
     p.add_argument("input", help="input video")
     p.add_argument("-o", "--output", required=True, help="output video file")
@@ -320,7 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--smoothing", type=float, default=0.0,
                    help="temporal smoothing of the map in [0, 1) (default 0: off)")
     p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--summary", default=None, metavar="FILE",
+                   help="also write one row per frame to FILE.csv or FILE.json: the columns of estimate --summary "
+                        "and frame")
+    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     _add_estimator_options(p)
     p.set_defaults(func=_cmd_video)
 
@@ -337,7 +459,8 @@ def main(argv=None) -> int:
         return args.func(args)
     except KeyboardInterrupt:  # outputs are written atomically: nothing half-written is left
         parser.exit(130, f"fastdefocus {args.command}: interrupted\n")
-    except (ValueError, TypeError, OSError, MemoryError, RuntimeError) as e:  # ModelFileError too
+    except (ValueError, TypeError, OSError, MemoryError, RuntimeError, ImportError) as e:  # ModelFileError too;
+        # ImportError: a missing extra (MissingExtraError), whose message says what to install
         parser.exit(2, f"fastdefocus {args.command}: error: {str(e) or type(e).__name__}\n")
 
 

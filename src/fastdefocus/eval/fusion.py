@@ -66,8 +66,8 @@ def gff(images):
     saliency = [cv2.GaussianBlur(np.abs(cv2.Laplacian(lum, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REFLECT_101)),
                                  (11, 11), 5, borderType=cv2.BORDER_REFLECT_101) for lum in lums]
     masks = _winner_masks(saliency)
-    base_w = _normalised([guided_filter(p, lum, 45, 0.3) for p, lum in zip(masks, lums)])
-    detail_w = _normalised([guided_filter(p, lum, 7, 1e-6) for p, lum in zip(masks, lums)])
+    base_w = _normalised([guided_filter(lum, p, 45, 0.3) for p, lum in zip(masks, lums)])
+    detail_w = _normalised([guided_filter(lum, p, 7, 1e-6) for p, lum in zip(masks, lums)])
     fused = 0.0
     for shot, wb, wd in zip(shots, base_w, detail_w):
         base = cv2.blur(shot, (31, 31), borderType=cv2.BORDER_REFLECT_101)
@@ -84,7 +84,7 @@ def laplacian_energy_fusion(images, window_radius: int = 7, radius: int = 8, eps
         lap = cv2.Laplacian(lum, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REFLECT_101)
         energy.append(box_filter(lap * lap, window_radius))
     masks = _winner_masks(energy)
-    weights = _normalised([np.clip(guided_filter(p, lum, radius, eps), 0, 1) for p, lum in zip(masks, lums)])
+    weights = _normalised([np.clip(guided_filter(lum, p, radius, eps), 0, 1) for p, lum in zip(masks, lums)])
     return _to_uint8(sum(w[..., None] * shot for w, shot in zip(weights, shots)))
 
 

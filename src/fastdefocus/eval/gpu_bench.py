@@ -135,13 +135,13 @@ def check_kernels(cuda):
         for r in (1, 4, 16):
             errs[f"box r={r}"] = _maxerr(kf.box_filter(d_src, r).copy_to_host(), cpu.box_filter(src, r))
             errs[f"weighted guided r={r}"] = _maxerr(
-                kf.guided_filter(d_src, d_lum, r, 1e-3, d_w).copy_to_host(),
-                cpu.guided_filter(src, guide, r, 1e-3, weights=w))
+                kf.guided_filter(d_lum, d_src, r, 1e-3, d_w).copy_to_host(),
+                cpu.guided_filter(guide, src, r, 1e-3, weights=w))
         errs["iterative guided r=1 x3"] = _maxerr(
-            kf.iterative_guided_filter(d_src, d_lum, 1, 1e-3, d_w, 3).copy_to_host(),
-            cpu.iterative_guided_filter(src, guide, 1, 1e-3, weights=w, iterations=3))
-        a, b = kf.guided_coefficients(d_src, d_lum, 1, 1e-2)
-        ca, cb = cpu.guided_coefficients(src, guide, 1, 1e-2)
+            kf.iterative_guided_filter(d_lum, d_src, 1, 1e-3, d_w, 3).copy_to_host(),
+            cpu.iterative_guided_filter(guide, src, 1, 1e-3, weights=w, iterations=3))
+        a, b = kf.guided_coefficients(d_lum, d_src, 1, 1e-2)
+        ca, cb = cpu.guided_coefficients(guide, src, 1, 1e-2)
         errs["guided coefficients"] = max(_maxerr(a.copy_to_host(), ca), _maxerr(b.copy_to_host(), cb))
         patches, grid = cpu.extract_patches(lum, 32, 8, normalize=True, std_floor=FLAT_STD)
         std = cuda.device_array(grid[0] * grid[1], np.float32)
@@ -283,12 +283,12 @@ def time_kernels(est, shape, repeats=None):
         timed("refine", lambda: (refine.area_guide(b.lum, *geo.work, geo.scale, out=b.guide, stream=stream),
                                  refine.resize_linear(b.cell_sigma, *geo.work, b=b.cell_weight, out_a=b.values,
                                                       out_b=b.weights, clip_b=True, stream=stream),
-                                 kf.iterative_guided_filter(b.values, b.guide, r_work, est.eps, weights=b.weights,
+                                 kf.iterative_guided_filter(b.guide, b.values, r_work, est.eps, weights=b.weights,
                                                             iterations=est.iterations, out=b.refined,
                                                             stream=stream, work=b.work_gf,
                                                             scratch=b.refined_tmp)))
         r_up = max(1, int(round(UPSAMPLE_RADIUS / geo.scale)))
-        timed("upsample", lambda: (kf.guided_coefficients(b.refined, b.guide, r_up, UPSAMPLE_EPS,
+        timed("upsample", lambda: (kf.guided_coefficients(b.guide, b.refined, r_up, UPSAMPLE_EPS,
                                                           out=(b.coef_a, b.coef_b), stream=stream,
                                                           work=b.work_up),
                                    refine.upsample_apply(b.coef_a, b.coef_b, b.lum, b.cell_conf, geo.full,

@@ -108,7 +108,7 @@ def official_structure(image, estimator, one_at_a_time: bool = False, timings: d
     dense = cv2.resize(cells, (cells.shape[1] * s, cells.shape[0] * s), interpolation=cv2.INTER_LINEAR)
     dense = np.ascontiguousarray(dense[:h, :w])
     radius = int(round(estimator.radius))
-    sigma = np.maximum(guided_filter(dense, lum, radius, estimator.eps), 0.0).astype(np.float32)
+    sigma = np.maximum(guided_filter(lum, dense, radius, estimator.eps), 0.0).astype(np.float32)
     lo, hi = float(sigma.min()), float(sigma.max())
     normalised = (sigma - lo) / (hi - lo) if hi > lo else np.zeros_like(sigma)
     t3 = time.perf_counter()

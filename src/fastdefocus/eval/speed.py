@@ -166,8 +166,8 @@ def measure_guided_filter(frame_path: str, repeats: int, reference: bool = True,
     lum = to_luminance(np.load(frame_path))
     src = cv2.GaussianBlur(lum, (0, 0), 3)
     out = {"radius": GF_RADIUS, "eps": GF_EPS, "opencv_ximgproc": None}
-    native = guided_filter(src, lum, GF_RADIUS, GF_EPS)
-    out["native"] = _best(lambda: guided_filter(src, lum, GF_RADIUS, GF_EPS), repeats)[0]
+    native = guided_filter(lum, src, GF_RADIUS, GF_EPS)
+    out["native"] = _best(lambda: guided_filter(lum, src, GF_RADIUS, GF_EPS), repeats)[0]
     ximgproc = getattr(cv2, "ximgproc", None)
     if ximgproc is not None:
         other = ximgproc.guidedFilter(lum, src, GF_RADIUS, GF_EPS)
@@ -189,7 +189,7 @@ def measure_guided_filter(frame_path: str, repeats: int, reference: bool = True,
                 out["ximgproc_error"] = done.stderr.strip()[-400:]
     if out["opencv_ximgproc"] is not None:
         out["max_abs_diff_vs_ximgproc"] = float(np.abs(other - native).max())
-    out["reference"] = _best(lambda: guided_filter_ref(src, lum, GF_RADIUS, GF_EPS), 1)[0] if reference else None
+    out["reference"] = _best(lambda: guided_filter_ref(lum, src, GF_RADIUS, GF_EPS), 1)[0] if reference else None
     return out
 
 

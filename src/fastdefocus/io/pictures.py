@@ -10,8 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["as_rgb8", "sigma_picture", "score_picture", "captioned", "side_by_side", "colour_scale", "histogram_plot",
-           "write_png"]
+__all__ = ["as_rgb8", "sigma_picture", "score_picture", "captioned", "side_by_side", "colour_scale",
+           "with_colour_scale", "histogram_plot", "write_png"]
 
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 #: Line colours of the series of one plot (RGB), in order.
@@ -69,18 +69,31 @@ def side_by_side(panels, gap: int = 4) -> np.ndarray:
     return np.concatenate(parts, axis=1)
 
 
-def colour_scale(vmax: float, height: int, width: int = 18, unit: str = "px") -> np.ndarray:
-    """Vertical viridis scale from 0 (bottom) to ``vmax`` (top) with three labels."""
+def colour_scale(vmax: float, height: int, width: int = 18, unit: str = "px", scale: float = 1.0) -> np.ndarray:
+    """Vertical viridis scale from 0 (bottom) to ``vmax`` (top) with three labels; ``scale``
+    enlarges the labels (and their margin) for large pictures."""
     ramp = np.linspace(vmax, 0.0, height, dtype=np.float32)[:, None].repeat(width, axis=1)
     bar = sigma_picture(ramp, vmax)
-    label_w = 64
+    label_w = int(round(64 * scale))
     canvas = np.full((height, width + label_w, 3), 255, np.uint8)
     canvas[:, :width] = bar
+    thickness = max(1, int(round(scale)))
     for frac in (0.0, 0.5, 1.0):
         y = int(round((1 - frac) * (height - 1)))
-        cv2.putText(canvas, f"{frac * vmax:.1f} {unit}", (width + 3, min(max(y + 4, 10), height - 3)),
-                    _FONT, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
+        top = int(round(10 * scale))
+        cv2.putText(canvas, f"{frac * vmax:.1f} {unit}",
+                    (width + int(round(3 * scale)), min(max(y + int(round(4 * scale)), top), height - 3)),
+                    _FONT, 0.38 * scale, (0, 0, 0), thickness, cv2.LINE_AA)
     return canvas
+
+
+def with_colour_scale(picture: np.ndarray, vmax: float, unit: str = "px", gap: int = 4) -> np.ndarray:
+    """``picture`` (RGB uint8) with a :func:`colour_scale` from 0 to ``vmax`` on its right, sized
+    to its height (the labels grow with pictures taller than 400 px)."""
+    height = picture.shape[0]
+    k = max(1.0, height / 400.0)
+    bar = colour_scale(vmax, height, width=int(round(18 * k)), unit=unit, scale=k)
+    return side_by_side([as_rgb8(picture), bar], gap=gap)
 
 
 def histogram_plot(series: dict, lo: float, hi: float, bins: int = 60, title: str = "", xlabel: str = "",

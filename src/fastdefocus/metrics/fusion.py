@@ -2,7 +2,8 @@
 
 Each metric compares a fused image F with its two sources A and B, on
 luminance (colour images are reduced with the Rec. 601 weights of
-:func:`fastdefocus.stages.ingest.to_luminance`), and returns one float.
+:func:`fastdefocus.stages.ingest.to_luminance`; ``channel_order="bgr"`` for
+OpenCV's images), and returns one float.
 
 - :func:`q_abf`: edge information preserved (Xydeas and Petrovic, "Objective
   image fusion performance measure", Electronics Letters 36(4), 2000).
@@ -39,11 +40,11 @@ Q_ABF_MAX = (_GAMMA_G / (1.0 + math.exp(_KAPPA_G * (1.0 - _SIGMA_G)))
              * _GAMMA_A / (1.0 + math.exp(_KAPPA_A * (1.0 - _SIGMA_A))))
 
 
-def _luminances(fused, a, b):
+def _luminances(fused, a, b, channel_order: str = "rgb"):
     """Validate the three images and return their luminances as float64 (H, W)."""
-    lum_a = to_luminance(a, "source A").astype(np.float64)
-    lum_b = to_luminance(b, "source B").astype(np.float64)
-    lum_f = to_luminance(fused, "fused").astype(np.float64)
+    lum_a = to_luminance(a, "source A", channel_order=channel_order).astype(np.float64)
+    lum_b = to_luminance(b, "source B", channel_order=channel_order).astype(np.float64)
+    lum_f = to_luminance(fused, "fused", channel_order=channel_order).astype(np.float64)
     if not lum_a.shape == lum_b.shape == lum_f.shape:
         raise ValueError(f"fused image and sources must have the same height and width, got fused "
                          f"{lum_f.shape}, A {lum_a.shape}, B {lum_b.shape}")
@@ -75,7 +76,7 @@ def _edge_preservation(g_src, a_src, g_fused, a_fused):
     return q_g * q_a
 
 
-def q_abf(fused, a, b) -> float:
+def q_abf(fused, a, b, *, channel_order: str = "rgb") -> float:
     """Q^AB/F: how much of the sources' edge strength and orientation the fused image keeps.
 
     Sobel gradients (3 x 3, reflect-101 borders) give a strength g and an orientation
@@ -104,7 +105,7 @@ def q_abf(fused, a, b) -> float:
     ValueError, TypeError
         For invalid images or different sizes.
     """
-    lum_f, lum_a, lum_b = _luminances(fused, a, b)
+    lum_f, lum_a, lum_b = _luminances(fused, a, b, channel_order)
     g_f, o_f = _sobel(lum_f)
     g_a, o_a = _sobel(lum_a)
     g_b, o_b = _sobel(lum_b)
@@ -135,7 +136,7 @@ def _mutual_information(x, y):
     return h_x + h_y - _entropy(joint.ravel()), h_x, h_y
 
 
-def q_mi(fused, a, b) -> float:
+def q_mi(fused, a, b, *, channel_order: str = "rgb") -> float:
     """Q_MI: normalised mutual information between the fused image and each source (Hossny 2008).
 
     ``Q_MI = 2 * (MI(A, F) / (H(A) + H(F)) + MI(B, F) / (H(B) + H(F)))`` with entropies and
@@ -156,7 +157,7 @@ def q_mi(fused, a, b) -> float:
         the sources are not). A source and F that are both constant count as fully
         preserved (their term is 1/2 of the maximum).
     """
-    lum_f, lum_a, lum_b = _luminances(fused, a, b)
+    lum_f, lum_a, lum_b = _luminances(fused, a, b, channel_order)
     levels_f = _grey_levels(lum_f)
     score = 0.0
     for lum in (lum_a, lum_b):
@@ -201,7 +202,7 @@ def _contrast_preservation(c_src, c_fused):
         return np.where(hi > _CB_TINY, np.minimum(c_src, c_fused) / hi, 1.0)
 
 
-def q_cb(fused, a, b) -> float:
+def q_cb(fused, a, b, *, channel_order: str = "rgb") -> float:
     """Q_CB: contrast preserved as a human observer sees it (Chen and Blum 2009).
 
     Each image is filtered by a contrast sensitivity function (a difference of Gaussians
@@ -222,7 +223,7 @@ def q_cb(fused, a, b) -> float:
         In [0, 1]; 1 when F equals both sources (and for constant images, which have no
         contrast to lose).
     """
-    lum_f, lum_a, lum_b = _luminances(fused, a, b)
+    lum_f, lum_a, lum_b = _luminances(fused, a, b, channel_order)
     c_f, c_a, c_b = (_masked_contrast(lum) for lum in (lum_f, lum_a, lum_b))
     salience = c_a * c_a + c_b * c_b
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -231,6 +232,8 @@ def q_cb(fused, a, b) -> float:
     return float(quality.mean())
 
 
-def fusion_scores(fused, a, b) -> dict:
+def fusion_scores(fused, a, b, *, channel_order: str = "rgb") -> dict:
     """All three metrics: ``{"q_abf": ..., "q_mi": ..., "q_cb": ...}``."""
-    return {"q_abf": q_abf(fused, a, b), "q_mi": q_mi(fused, a, b), "q_cb": q_cb(fused, a, b)}
+    return {"q_abf": q_abf(fused, a, b, channel_order=channel_order),
+            "q_mi": q_mi(fused, a, b, channel_order=channel_order),
+            "q_cb": q_cb(fused, a, b, channel_order=channel_order)}

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from fastdefocus._params import LUMA_WEIGHTS
-from fastdefocus._validate import MAX_PIXELS, _is_uint, check_image
+from fastdefocus._validate import MAX_PIXELS, _is_uint, check_channel_order, check_image, to_rgb_order
 
 #: Rec. 601 luma weights (R, G, B) as float32: what the classifier was trained on
 #: (OpenCV's grayscale conversion of the training photos).
 LUMA_RGB = np.array(LUMA_WEIGHTS, dtype=np.float32)
 
 
-def to_luminance(image, name: str = "image", max_pixels=MAX_PIXELS) -> np.ndarray:
+def to_luminance(image, name: str = "image", max_pixels=MAX_PIXELS, channel_order: str = "rgb") -> np.ndarray:
     """Luminance of an image as C-contiguous float32 in [0, 1] (H, W).
 
     Parameters
@@ -23,6 +23,9 @@ def to_luminance(image, name: str = "image", max_pixels=MAX_PIXELS) -> np.ndarra
         ignored. Any memory layout (strided, Fortran-order, read-only) is accepted.
     name, max_pixels
         As :func:`check_image`.
+    channel_order : {"rgb", "bgr"}
+        The order of the colour channels ("bgr": OpenCV's, as ``cv2.imread`` gives them);
+        validated here. A BGR image and its RGB copy give the same luminance, bit for bit.
 
     Returns
     -------
@@ -34,7 +37,8 @@ def to_luminance(image, name: str = "image", max_pixels=MAX_PIXELS) -> np.ndarra
     TypeError, ValueError
         As :func:`check_image`.
     """
-    arr = check_image(image, name, max_pixels)
+    channel_order = check_channel_order(channel_order)
+    arr = to_rgb_order(check_image(image, name, max_pixels), channel_order)
     if _is_uint(arr.dtype, 2):
         scale = 1.0 / 65535.0
     elif arr.dtype.kind == "f":

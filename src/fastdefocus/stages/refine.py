@@ -39,7 +39,7 @@ def resize(image: np.ndarray, height: int, width: int, area: bool = False) -> np
 
 def refine(cell_values: np.ndarray, cell_weights: np.ndarray, luminance_padded: np.ndarray, stride: int,
            radius: float, eps: float, iterations: int, upsample_radius: float = UPSAMPLE_RADIUS,
-           upsample_eps: float = UPSAMPLE_EPS):
+           upsample_eps: float = UPSAMPLE_EPS, threads: int = 0):
     """Refine a cell map into a dense map of the padded image's size.
 
     Parameters
@@ -53,6 +53,8 @@ def refine(cell_values: np.ndarray, cell_weights: np.ndarray, luminance_padded: 
     iterations : int >= 0
         Guided-filter passes on the working grid; 0: bilinear interpolation of the cells
         (radius, eps and the guide unused).
+    threads : int >= 0
+        Threads of the native guided filters (0: their default).
 
     Returns
     -------
@@ -68,8 +70,9 @@ def refine(cell_values: np.ndarray, cell_weights: np.ndarray, luminance_padded: 
     values = resize(cell_values, work_h, work_w)
     weights = np.maximum(resize(cell_weights, work_h, work_w), 0.0)
     r_work = max(1, int(round(radius / scale)))
-    refined = iterative_guided_filter(values, guide, r_work, eps, weights=weights, iterations=iterations)
+    refined = iterative_guided_filter(guide, values, r_work, eps, weights=weights, iterations=iterations,
+                                      threads=threads)
     r_up = max(1, int(round(upsample_radius / scale)))
-    coef_a, coef_b = guided_coefficients(refined, guide, r_up, upsample_eps)
+    coef_a, coef_b = guided_coefficients(guide, refined, r_up, upsample_eps, threads=threads)
     dense = resize(coef_a, full_h, full_w) * luminance_padded + resize(coef_b, full_h, full_w)
     return dense.astype(np.float32, copy=False)

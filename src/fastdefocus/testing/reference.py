@@ -1,6 +1,7 @@
 """Plain float64 NumPy reference implementations of :mod:`fastdefocus.stages.filters`.
 
-Obvious rather than fast; used by the tests and the benchmark.  Borders are
+Obvious rather than fast; used by the tests and the benchmark.  The guided filters take
+their arguments in the public order, OpenCV's ``(guide, src, radius, eps)``.  Borders are
 ``np.pad(mode="reflect")`` (reflect-101), which repeats the reflection for pads
 larger than the image, exactly like the native kernels.
 """
@@ -16,6 +17,8 @@ __all__ = [
     "guided_filter_ref",
     "guided_coefficients_ref",
     "iterative_guided_filter_ref",
+    "guided_coefficients_colour_ref",
+    "guided_filter_colour_ref",
     "extract_patches_ref",
 ]
 
@@ -33,7 +36,7 @@ def box_filter_ref(src, radius: int) -> np.ndarray:
     return window / float(k * k)
 
 
-def guided_coefficients_ref(src, guide, radius: int, eps: float, weights=None):
+def guided_coefficients_ref(guide, src, radius: int, eps: float, weights=None):
     """Mean coefficients ``(A, B) = (box(a), box(b))`` of the (weighted) guided filter, float64.
 
     With ``weights`` w: w_e = w + 1e-6, m_w(X) = box(w_e X) / box(w_e),
@@ -61,20 +64,59 @@ def guided_coefficients_ref(src, guide, radius: int, eps: float, weights=None):
     return box_filter_ref(a, radius), box_filter_ref(b, radius)
 
 
-def guided_filter_ref(src, guide, radius: int, eps: float, weights=None) -> np.ndarray:
+def guided_filter_ref(guide, src, radius: int, eps: float, weights=None) -> np.ndarray:
     """(Weighted) guided filter with a gray guide, float64: q = A I + B with
-    ``(A, B) = guided_coefficients_ref(src, guide, radius, eps, weights)``."""
-    coef_a, coef_b = guided_coefficients_ref(src, guide, radius, eps, weights)
+    ``(A, B) = guided_coefficients_ref(guide, src, radius, eps, weights)``."""
+    coef_a, coef_b = guided_coefficients_ref(guide, src, radius, eps, weights)
     return coef_a * np.asarray(guide, dtype=np.float64) + coef_b
 
 
-def iterative_guided_filter_ref(src, guide, radius: int, eps: float, weights=None,
+def iterative_guided_filter_ref(guide, src, radius: int, eps: float, weights=None,
                                 iterations: int = 1) -> np.ndarray:
     """``iterations`` applications of :func:`guided_filter_ref` (fixed guide/weights)."""
     p = np.asarray(src, dtype=np.float64)
     for _ in range(int(iterations)):
-        p = guided_filter_ref(p, guide, radius, eps, weights)
+        p = guided_filter_ref(guide, p, radius, eps, weights)
     return p
+
+
+def guided_coefficients_colour_ref(guide, src, radius: int, eps: float, weights=None):
+    """``(A, B)`` of the colour guided filter (He et al., "Guided image filtering", TPAMI 2013,
+    section 3.5), float64: guide (H, W, 3), src (H, W); A (H, W, 3), B (H, W).
+
+    Per window k: mu_k (3,) the mean colour, Sigma_k (3, 3) the colour covariance,
+    a_k = (Sigma_k + eps U)^-1 (m(I p) - mu_k m(p)), b_k = m(p) - a_k . mu_k; with ``weights``
+    every window mean m is weighted by w + 1e-6 as in :func:`guided_coefficients_ref`.
+    A and B are the plain box means of a and b."""
+    g = np.asarray(guide, dtype=np.float64)
+    p = np.asarray(src, dtype=np.float64)
+    if weights is None:
+        def mean(x):
+            return box_filter_ref(x, radius)
+    else:
+        we = np.asarray(weights, dtype=np.float64) + 1e-6
+        sum_w = box_filter_ref(we, radius)
+
+        def mean(x):
+            return box_filter_ref(we * x, radius) / sum_w
+    mu = np.stack([mean(g[..., c]) for c in range(3)], axis=-1)
+    mean_p = mean(p)
+    cov_ip = np.stack([mean(g[..., c] * p) for c in range(3)], axis=-1) - mu * mean_p[..., None]
+    sigma = np.empty(g.shape[:2] + (3, 3))
+    for c in range(3):
+        for d in range(3):
+            sigma[..., c, d] = mean(g[..., c] * g[..., d]) - mu[..., c] * mu[..., d]
+    a = np.linalg.solve(sigma + eps * np.eye(3), cov_ip[..., None])[..., 0]
+    b = mean_p - (a * mu).sum(axis=-1)
+    coef_a = np.stack([box_filter_ref(a[..., c], radius) for c in range(3)], axis=-1)
+    return coef_a, box_filter_ref(b, radius)
+
+
+def guided_filter_colour_ref(guide, src, radius: int, eps: float, weights=None) -> np.ndarray:
+    """Colour guided filter, float64: q = A . I + B with
+    ``(A, B) = guided_coefficients_colour_ref(guide, src, radius, eps, weights)``."""
+    coef_a, coef_b = guided_coefficients_colour_ref(guide, src, radius, eps, weights)
+    return (coef_a * np.asarray(guide, dtype=np.float64)).sum(axis=-1) + coef_b
 
 
 def extract_patches_ref(gray, size: int = 32, stride: int = 8, normalize: bool = False,

@@ -1,0 +1,274 @@
+// fastdefocus::Estimator: the stages of DefocusEstimator.estimate (src/fastdefocus/estimator.py)
+// chained, with the classifier behind fastdefocus::Classifier.
+#include "fastdefocus/estimator.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "fastdefocus/filters.hpp"
+#include "fastdefocus/stages.hpp"
+#include "internal.hpp"
+
+namespace fastdefocus {
+
+using std::int64_t;
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string list_divisors(int p) {
+    std::string s;
+    for (int d = 1; d <= p; ++d)
+        if (p % d == 0) s += (s.empty() ? "" : ", ") + std::to_string(d);
+    return s;
+}
+
+void require_finite(const char* name, double v, double low, bool inclusive) {
+    if (!std::isfinite(v) || v < low || (!inclusive && v == low))
+        throw std::invalid_argument(std::string(name) + " must be a finite number " + (inclusive ? ">= " : "> ") +
+                                    std::to_string(low) + ", got " + std::to_string(v));
+}
+
+}  // namespace
+
+EstimatorOptions validated_options(const EstimatorOptions& options, const ModelInfo& model) {
+    EstimatorOptions o = options;
+    const int p = model.patch_size;
+    if (o.stride < 1 || o.stride > p || p % o.stride != 0)
+        throw std::invalid_argument("stride must divide the model's patch size " + std::to_string(p) + " (one of " +
+                                    list_divisors(p) + "), got " + std::to_string(o.stride));
+    require_finite("sigma0", o.sigma0, 0.0, true);
+    if (o.sigma0 > 1e4) throw std::invalid_argument("sigma0 must be <= 10000 px, got " + std::to_string(o.sigma0));
+    require_finite("radius", o.radius, 1.0, true);
+    require_finite("eps", o.eps, 0.0, false);
+    if (o.iterations < 0) throw std::invalid_argument("iterations must be >= 0, got " + std::to_string(o.iterations));
+    if (o.snap < 0) throw std::invalid_argument("snap must be >= 0, got " + std::to_string(o.snap));
+    if (o.batch_size < 1) throw std::invalid_argument("batch_size must be >= 1, got " + std::to_string(o.batch_size));
+    if (o.threads < 0) throw std::invalid_argument("threads must be >= 0, got " + std::to_string(o.threads));
+    if (o.max_pixels < -1)
+        throw std::invalid_argument("max_pixels must be -1 (auto), 0 (no limit) or >= 1, got " +
+                                    std::to_string(o.max_pixels));
+    if (o.max_pixels == -1) {  // Python's default_max_pixels
+        const int64_t per_pixel = 64 + 4 * static_cast<int64_t>(p) * p / (static_cast<int64_t>(o.stride) * o.stride);
+        o.max_pixels = params::kMemoryBudget / per_pixel;
+    }
+    return o;
+}
+
+struct Estimator::Impl {
+    EstimatorOptions options;
+    ModelInfo model;
+    std::shared_ptr<Classifier> classifier;
+
+    Result run(const ImageView& image, const float* given, int64_t given_n, int64_t given_levels);
+};
+
+namespace {
+
+ModelInfo load_for(const EstimatorOptions& options) {
+    return load_model_info(options.model_path.empty() ? default_model_dir() : options.model_path);
+}
+
+}  // namespace
+
+Estimator::Estimator(const EstimatorOptions& options) : impl_(new Impl) {
+    impl_->model = load_for(options);
+    impl_->options = validated_options(options, impl_->model);
+    impl_->classifier = std::shared_ptr<Classifier>(make_opencv_classifier(impl_->model.opencv_onnx_path, options.threads));
+}
+
+Estimator::Estimator(const EstimatorOptions& options, std::shared_ptr<Classifier> classifier) : impl_(new Impl) {
+    if (!classifier) throw std::invalid_argument("classifier must not be null");
+    impl_->model = load_for(options);
+    impl_->options = validated_options(options, impl_->model);
+    impl_->classifier = std::move(classifier);
+}
+
+Estimator::Estimator(const EstimatorOptions& options, ClassifierFunction classifier)
+    : Estimator(options, std::shared_ptr<Classifier>(make_function_classifier(std::move(classifier)))) {}
+
+Estimator::~Estimator() = default;
+Estimator::Estimator(Estimator&&) noexcept = default;
+Estimator& Estimator::operator=(Estimator&&) noexcept = default;
+
+const EstimatorOptions& Estimator::options() const noexcept { return impl_->options; }
+const ModelInfo& Estimator::model() const noexcept { return impl_->model; }
+std::string Estimator::classifier_name() const { return impl_->classifier ? impl_->classifier->name() : ""; }
+
+std::array<int64_t, 2> Estimator::patch_grid(int64_t height, int64_t width) const {
+    const PatchGrid g = fastdefocus::patch_grid(height, width, impl_->model.patch_size, impl_->options.stride);
+    return {g.ny, g.nx};
+}
+
+Result Estimator::estimate(const ImageView& image) {
+    if (!impl_) throw std::logic_error("estimate on a moved-from Estimator");
+    return impl_->run(image, nullptr, 0, 0);
+}
+
+Result Estimator::estimate_with_probabilities(const ImageView& image, const float* probabilities, int64_t n_patches,
+                                              int64_t levels) {
+    if (!impl_) throw std::logic_error("estimate on a moved-from Estimator");
+    if (probabilities == nullptr) throw std::invalid_argument("probabilities must not be null");
+    return impl_->run(image, probabilities, n_patches, levels);
+}
+
+Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t given_n, int64_t given_levels) {
+    using clock = std::chrono::steady_clock;
+    const EstimatorOptions& o = options;
+    const int threads = o.threads;
+    const int64_t p = model.patch_size, s = o.stride, k = p / s;
+    const int64_t L = static_cast<int64_t>(model.levels.size());
+    Result result;
+    const auto t0 = clock::now();
+
+    // ---- ingest
+    if (image.height < 1 || image.width < 1)
+        throw std::invalid_argument("image must be at least 1 x 1 pixels, got height " + std::to_string(image.height) +
+                                    ", width " + std::to_string(image.width));
+    const int64_t h = image.height, w = image.width;
+    if (o.max_pixels > 0) {
+        const int64_t limit = std::max(o.max_pixels, p * p);
+        const bool over = h > limit || w > limit || std::max(h, p) > limit / std::max(w, p);
+        if (over)
+            throw std::invalid_argument("image (padded to the " + std::to_string(p) + "-px patch) is " +
+                                        std::to_string(w) + " x " + std::to_string(h) +
+                                        " pixels, more than the limit of " + std::to_string(limit) +
+                                        " pixels: downscale or crop it, or raise EstimatorOptions::max_pixels");
+    }
+    const PatchGrid grid = fastdefocus::patch_grid(h, w, p, s);
+    const int64_t ny = grid.ny, nx = grid.nx, npatch = ny * nx;
+    if (given != nullptr && (given_n != npatch || given_levels != L))
+        throw std::invalid_argument("probabilities must be " + std::to_string(npatch) + " x " + std::to_string(L) +
+                                    " (the patch grid " + std::to_string(ny) + " x " + std::to_string(nx) +
+                                    " by the model's levels), got " + std::to_string(given_n) + " x " +
+                                    std::to_string(given_levels));
+    std::vector<float> lum(static_cast<std::size_t>(h * w));
+    stages::luminance(image, lum.data(), threads);
+    std::vector<float> filtered;
+    if (o.sigma0 > 0) {
+        filtered.resize(lum.size());
+        stages::gaussian_blur(lum.data(), filtered.data(), h, w, o.sigma0, threads);
+    }
+    const float* source = o.sigma0 > 0 ? filtered.data() : lum.data();
+    const auto t1 = clock::now();
+    result.timings.ingest = std::chrono::duration<double>(t1 - t0).count();
+
+    // ---- patches (extracted batch by batch, classified right away) and their statistics
+    const int64_t ph = (ny + k - 1) * s, pw = (nx + k - 1) * s;
+    std::vector<float> padded_source(static_cast<std::size_t>(ph * pw));
+    stages::pad_reflect(source, h, w, padded_source.data(), ph, pw);
+    const stages::PatchStatistics stats =
+        stages::patch_statistics(padded_source.data(), ph, pw, ny, nx, p, s, model.flat_std, threads);
+    double t_patches = seconds_since(t1);
+    double t_classify = 0;
+    std::vector<float> probs;
+    const float* P = given;
+    {
+        const int64_t batch = std::min<int64_t>(o.batch_size, npatch);
+        std::vector<float> patches(static_cast<std::size_t>(batch * p * p));
+        if (given == nullptr) probs.resize(static_cast<std::size_t>(npatch * L));
+        for (int64_t start = 0; start < npatch; start += batch) {
+            const int64_t n = std::min(batch, npatch - start);
+            const auto ta = clock::now();
+            extract_patch_range(source, h, w, p, s, true, model.std_floor, start, n, patches.data(), threads);
+            const auto tb = clock::now();
+            t_patches += std::chrono::duration<double>(tb - ta).count();
+            if (given == nullptr) {
+                float* out = probs.data() + start * L;
+                std::fill(out, out + n * L, std::numeric_limits<float>::quiet_NaN());
+                classifier->probabilities(patches.data(), n, p, out, L);
+                t_classify += seconds_since(tb);
+            }
+        }
+        if (given == nullptr) {
+            for (float v : probs)
+                if (!std::isfinite(v))
+                    throw std::runtime_error("the classifier (" + classifier->name() +
+                                             ") left non-finite or unset probabilities");
+            P = probs.data();
+        }
+    }
+    result.timings.patches = t_patches;
+    result.timings.classify = t_classify;
+    const auto t3 = clock::now();
+
+    // ---- classify outputs -> splat
+    std::vector<float> sigma_patch(static_cast<std::size_t>(npatch));
+    std::vector<double> conf_patch(static_cast<std::size_t>(npatch)), splat_weight(static_cast<std::size_t>(npatch));
+    const float s0sq = static_cast<float>(o.sigma0 * o.sigma0);
+    const double flat = model.flat_std;
+    for (int64_t i = 0; i < npatch; ++i) {
+        const float* row = P + i * L;
+        float sp = static_cast<float>(stages::apply_calibration(stages::expected_sigma_raw(row, model.levels),
+                                                                model.calibration));
+        if (o.sigma0 > 0) {  // float32 as NumPy: sqrt(max(s^2 - sigma0^2, 0))
+            const float sq = sp * sp;
+            sp = std::sqrt(std::max(sq - s0sq, 0.0f));
+        }
+        sigma_patch[i] = sp;
+        const double texture_conf = std::min(std::max((stats.texture[i] - 0.5 * flat) / (1.5 * flat), 0.0), 1.0);
+        conf_patch[i] = static_cast<double>(stages::confidence_from_probs(row, L)) * texture_conf;
+        splat_weight[i] = conf_patch[i] * stats.agreement[i];
+    }
+    const stages::SplatResult cells =
+        stages::splat(sigma_patch.data(), splat_weight.data(), ny, nx, p, s, params::kSplatLift,
+                      stats.patch_sharpness.data(), stats.cell_sharpness.data(), params::kMatchTau, 1e-6, threads);
+    const int64_t cy = ny + k - 1, cx = nx + k - 1;
+    std::vector<float> cell_conf(static_cast<std::size_t>(cy * cx));
+    {
+        const std::vector<double> num = stages::tent_sum(conf_patch.data(), ny, nx, p, s);
+        const std::vector<double> ones(static_cast<std::size_t>(npatch), 1.0);
+        const std::vector<double> den = stages::tent_sum(ones.data(), ny, nx, p, s);
+        for (std::size_t i = 0; i < cell_conf.size(); ++i) cell_conf[i] = static_cast<float>(num[i] / den[i]);
+    }
+    const auto t4 = clock::now();
+    result.timings.splat = std::chrono::duration<double>(t4 - t3).count();
+
+    // ---- refine
+    std::vector<float> guide(static_cast<std::size_t>(ph * pw));
+    stages::pad_reflect(lum.data(), h, w, guide.data(), ph, pw);
+    std::vector<float> dense(static_cast<std::size_t>(ph * pw));
+    stages::refine(cells.values.data(), cells.weights.data(), cy, cx, guide.data(), s, o.radius, o.eps, o.iterations,
+                   dense.data(), threads);
+    std::vector<float> dense_conf(static_cast<std::size_t>(ph * pw));
+    stages::resize_linear(cell_conf.data(), cy, cx, dense_conf.data(), ph, pw, threads);
+    result.height = h;
+    result.width = w;
+    result.sigma_max = model.sigma_max();
+    result.sigma.resize(static_cast<std::size_t>(h * w));
+    result.confidence.resize(static_cast<std::size_t>(h * w));
+    const float smax = static_cast<float>(result.sigma_max);
+    detail::for_rows(threads, h, w, [&](int64_t y0, int64_t y1) {
+        for (int64_t y = y0; y < y1; ++y) {
+            const float* d = dense.data() + y * pw;
+            const float* c = dense_conf.data() + y * pw;
+            float* so = result.sigma.data() + y * w;
+            float* co = result.confidence.data() + y * w;
+            for (int64_t x = 0; x < w; ++x) {
+                so[x] = std::min(std::max(d[x], 0.0f), smax);
+                co[x] = std::min(std::max(c[x], 0.0f), 1.0f);
+            }
+        }
+    });
+    const auto t5 = clock::now();
+    result.timings.refine = std::chrono::duration<double>(t5 - t4).count();
+
+    // ---- snap (within [local min, local max] of the clipped map: stays clipped)
+    if (o.snap > 0) stages::snap_boundaries(result.sigma.data(), lum.data(), h, w, o.snap, result.sigma.data(), threads);
+    result.timings.snap = seconds_since(t5);
+    result.timings.total = seconds_since(t0);
+    return result;
+}
+
+}  // namespace fastdefocus
