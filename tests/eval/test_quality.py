@@ -147,13 +147,14 @@ def test_fusion_section_runs_from_the_package(tmp_path, scene, capsys):
     assert len(summary) == 3 and all(0 < v["q_abf"] <= 1 for v in summary.values())
     assert cv2.imread(str(out / "fusion_example.png")) is not None
     args = _parse(["eval", "--data", str(tmp_path / "data"), "--sections", "fusion", "--pairs", "nope"])
-    assert args.func(args) == 0
-    assert "fusion:" in capsys.readouterr().err  # a missing pair is reported and the section skipped
+    assert args.func(args) == 2  # the only section was skipped: nothing ran, which is an error
+    err = capsys.readouterr().err
+    assert "fusion: missing pairs" in err and "no quality section ran" in err
 
 
 def test_eval_reports_missing_data(tmp_path, capsys):
     args = _parse(["eval", "--data", str(tmp_path / "nowhere"), "--sections", "syndof", "dbd"])
-    assert args.func(args) == 0
+    assert args.func(args) == 2  # every selected section skipped
     err = capsys.readouterr().err
     assert "syndof: data folder missing" in err and "dbd: data folder missing" in err
 
