@@ -270,3 +270,9 @@ def test_progress_line_on_a_terminal_and_in_a_log():
     assert "\r" in term.getvalue() and "[####" in term.getvalue() and "items/s" in term.getvalue()
     lines = log.getvalue().splitlines()
     assert "\r" not in log.getvalue() and 5 <= len(lines) <= 9 and lines[-1].startswith("batch 40/40 items")
+
+
+def test_a_worker_that_cannot_build_its_estimator_stops_the_batch(photos, tmp_path):
+    with pytest.raises(RuntimeError, match="could not build its estimator"):
+        _run([photos / "leaves2.png"], tmp_path / "out", workers=1,
+             config=CONFIG.replace(weights=str(tmp_path / "no-model-here")))
