@@ -77,7 +77,8 @@ struct Estimator::Impl {
 namespace {
 
 ModelInfo load_for(const EstimatorOptions& options) {
-    return load_model_info(options.model_path.empty() ? default_model_dir() : options.model_path);
+    return load_model_info(options.model_path.empty() ? default_model_dir(options.package_model_dir)
+                                                      : options.model_path);
 }
 
 }  // namespace

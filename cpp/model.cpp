@@ -339,10 +339,11 @@ std::string library_dir() {
 
 }  // namespace
 
-std::string default_model_dir() {
+std::string default_model_dir(const std::string& package_hint) {
     std::vector<std::string> candidates;
     if (const char* env = std::getenv("FASTDEFOCUS_MODEL_DIR"); env != nullptr && *env != '\0')
         candidates.emplace_back(env);
+    if (!package_hint.empty()) candidates.push_back(package_hint);
     const std::string lib = library_dir();
     if (!lib.empty()) candidates.push_back(lib + "/../share/fastdefocus");
 #ifdef FASTDEFOCUS_INSTALL_MODEL_DIR

@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
         if (!cv::imwrite(prefix + "_sigma.png", colour)) throw std::runtime_error("cannot write " + prefix + "_sigma.png");
 
         const fastdefocus::Timings& t = r.timings;
+        std::printf("model %s\n", estimator.model().directory.c_str());
         std::printf("%s: %lld x %lld px, sigma in [0, %.2f] px, classifier %s\n", input.c_str(),
                     static_cast<long long>(r.width), static_cast<long long>(r.height), r.sigma_max,
                     estimator.classifier_name().c_str());

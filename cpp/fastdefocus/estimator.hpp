@@ -53,6 +53,12 @@ struct ImageView {
     PixelType type = PixelType::u8;
 };
 
+// find_package(fastdefocus) gives its consumers the installed model's folder as this
+// definition (a hint for default_model_dir(); relocatable, whatever --prefix was installed to).
+#ifndef FASTDEFOCUS_PACKAGE_MODEL_DIR
+#define FASTDEFOCUS_PACKAGE_MODEL_DIR ""
+#endif
+
 // Options of the estimator; the defaults are Python's EstimatorConfig's (params.hpp).
 struct EstimatorOptions {
     int stride = params::kDefaultStride;            // patch grid step (px): divides the patch size
@@ -64,7 +70,8 @@ struct EstimatorOptions {
     int batch_size = params::kDefaultBatchSize;     // patches per classifier call
     int threads = 0;                                // 0: default_threads() (filters.hpp)
     std::string model_path;                         // folder of blur_classifier.json; empty:
-                                                    // default_model_dir()
+                                                    // default_model_dir(package_model_dir)
+    std::string package_model_dir = FASTDEFOCUS_PACKAGE_MODEL_DIR;  // set by find_package(fastdefocus)
     // Largest H x W accepted: -1 (auto): what fits in params::kMemoryBudget bytes at this
     // stride (as Python's default_max_pixels); 0: no limit.
     std::int64_t max_pixels = -1;
@@ -109,10 +116,11 @@ struct ModelInfo {
 ModelInfo load_model_info(const std::string& directory);
 
 // The model folder used when EstimatorOptions::model_path is empty, the first that holds
-// blur_classifier.json of: $FASTDEFOCUS_MODEL_DIR, <library or executable dir>/../share/fastdefocus,
-// the install prefix's share/fastdefocus, the source tree's src/fastdefocus/weights.
-// Throws ModelError naming the places looked at when none does.
-std::string default_model_dir();
+// blur_classifier.json of: $FASTDEFOCUS_MODEL_DIR, `package_hint` (the folder find_package
+// found), <shared library or executable dir>/../share/fastdefocus, the configured install
+// prefix's share/fastdefocus, the source tree's src/fastdefocus/weights.  Throws ModelError
+// naming the places looked at when none does.
+std::string default_model_dir(const std::string& package_hint = FASTDEFOCUS_PACKAGE_MODEL_DIR);
 
 // The classifier: normalised patches in, class probabilities out.
 class Classifier {

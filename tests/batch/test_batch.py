@@ -230,7 +230,8 @@ def test_cli_without_ray_says_what_to_install(photos, tmp_path, monkeypatch, cap
         main(["batch", str(photos), "-o", str(tmp_path / "out"), "--engine", "ray"])
     assert exit_.value.code != 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["fastdefocus batch: error: --engine ray needs Ray: pip install 'fastdefocus[ray]'"]
+    assert err == ["fastdefocus batch: error: --engine ray needs ray[data], which is not installed: "
+                   "pip install 'fastdefocus[ray]'"]
 
 
 def test_import_fastdefocus_loads_neither_ray_nor_pyarrow():
@@ -246,7 +247,8 @@ def test_worker_threads_are_limited_to_their_share():
             "cores = sorted(os.sched_getaffinity(0))\n"
             "limit_threads(1, cores[:1])\n"
             "from fastdefocus import _native\n"
-            "print(json.dumps([len(os.sched_getaffinity(0)), _native.default_threads(), os.environ['OMP_NUM_THREADS']]))\n")
+            "threads = [len(os.sched_getaffinity(0)), _native.default_threads(), os.environ['OMP_NUM_THREADS']]\n"
+            "print(json.dumps(threads))\n")
     if not hasattr(__import__("os"), "sched_setaffinity"):
         pytest.skip("no CPU affinity on this platform")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
@@ -276,3 +278,12 @@ def test_a_worker_that_cannot_build_its_estimator_stops_the_batch(photos, tmp_pa
     with pytest.raises(RuntimeError, match="could not build its estimator"):
         _run([photos / "leaves2.png"], tmp_path / "out", workers=1,
              config=CONFIG.replace(weights=str(tmp_path / "no-model-here")))
+
+
+def test_a_worker_estimator_runs_with_the_worker_threads(tmp_path):
+    from fastdefocus.batch.work import Worker
+    worker = Worker(CONFIG.options(), str(tmp_path), maps=False, every=1, key="k", threads=1)
+    assert worker.estimator.config.threads == 1
+    from fastdefocus.batch import options_key
+    assert options_key(CONFIG, 1, ("summary",)) == options_key(CONFIG.replace(threads=3), 1, ("summary",))
+    assert options_key(CONFIG, 1, ("summary",)) != options_key(CONFIG, 2, ("summary",))

@@ -13,11 +13,10 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 #: Extensions of the files a folder gives (case-insensitive).
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".png", ".tif", ".tiff", ".bmp", ".dib", ".webp",
-                              ".jp2", ".pbm", ".pgm", ".ppm", ".pnm", ".gif"})
+                              ".jp2", ".pbm", ".pgm", ".ppm", ".pnm", ".gif", ".heic", ".heif"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv",
                               ".flv", ".3gp", ".ts", ".mts", ".m2ts"})
 LIST_EXTENSIONS = frozenset({".txt", ".lst"})

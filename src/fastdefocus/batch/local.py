@@ -48,7 +48,7 @@ def _initialize(shares, threads: int, options: dict, out_dir: str, maps: bool, e
         cores = None
     try:
         limit_threads(threads, cores)
-        _WORKER = Worker(options, out_dir, maps, every, key)
+        _WORKER = Worker(options, out_dir, maps, every, key, threads=threads)
     except Exception as e:  # noqa: BLE001 - reported with the first unit, in the parent
         _WORKER_ERROR = f"{type(e).__name__}: {e}"
 

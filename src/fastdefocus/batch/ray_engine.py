@@ -2,11 +2,11 @@
 :class:`~fastdefocus.DefocusEstimator`; the rows come back to the driver batch by batch and are
 written to part files as they arrive, so memory stays bounded and an interrupted batch resumes.
 
-Each actor reserves ``threads`` CPUs (and ``gpus`` GPUs) from Ray and keeps to them: Ray starts it
-with ``OMP_NUM_THREADS`` = its CPUs, it sets the other thread-count variables and, where it can
-claim a share of its node's cores that no other batch actor there holds, pins itself to it
-(:func:`fastdefocus.batch.work.claim_cores`), since ONNX Runtime sizes its pool from the CPU
-affinity, which Ray leaves at the whole node.
+Each actor reserves ``threads`` CPUs (and ``gpus`` GPUs) from Ray and keeps to them: its
+estimator's ``threads`` option is that many, Ray starts it with ``OMP_NUM_THREADS`` = its CPUs,
+it sets the other thread-count variables and, where it can claim a share of its node's cores
+that no other batch actor there holds, pins itself to it (:func:`fastdefocus.batch.work.claim_cores`;
+Ray leaves the affinity at the whole node).
 
 The actors read the inputs themselves, by path: on a cluster, local paths must be visible at the
 same place on every node (a shared file system), or use object-store URIs (``s3://...``).
@@ -27,7 +27,7 @@ class EstimatorActor:
     def __init__(self, options: dict, out_dir: str, maps: bool, every: int, key: str, threads: int):
         from fastdefocus.batch.work import Worker, claim_cores, limit_threads
         limit_threads(threads, claim_cores(threads))
-        self.worker = Worker(options, out_dir, maps, every, key)
+        self.worker = Worker(options, out_dir, maps, every, key, threads=threads)
 
     def __call__(self, batch):
         from fastdefocus.batch.store import PART_SCHEMA

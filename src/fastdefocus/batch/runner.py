@@ -12,24 +12,21 @@ ENGINES = ("local", "ray")
 OUTPUTS = ("summary", "maps")
 
 
-class MissingDependency(RuntimeError):
-    """An optional dependency of the batch is not installed (the message says what to install)."""
-
-
 def _require_pyarrow() -> None:
     try:
         import pyarrow  # noqa: F401
         import pyarrow.parquet  # noqa: F401
     except ImportError:
-        raise MissingDependency("fastdefocus batch writes Parquet and needs pyarrow: "
-                                "pip install 'fastdefocus[batch]'") from None
+        from fastdefocus._validate import MissingExtraError
+        raise MissingExtraError("fastdefocus batch (Parquet files)", "batch", "pyarrow") from None
 
 
 def _ray_engine():
     try:
         from fastdefocus.batch import ray_engine
     except ImportError:
-        raise MissingDependency("--engine ray needs Ray: pip install 'fastdefocus[ray]'") from None
+        from fastdefocus._validate import MissingExtraError
+        raise MissingExtraError("--engine ray", "ray", "ray[data]") from None
     return ray_engine
 
 
@@ -42,8 +39,10 @@ def available_cores() -> list:
 
 def options_key(config, every: int, outputs) -> str:
     """The hash that, with a file's path, size and modification time, says a unit is done: the
-    estimator options, ``every`` and the outputs (16 hex digits of a SHA-256)."""
-    text = json.dumps({"options": config.options(), "every": every, "outputs": sorted(outputs)},
+    estimator options, ``every`` and the outputs (16 hex digits of a SHA-256). ``threads`` is
+    left out: the batch sets it per worker, and it does not change a map."""
+    options = {k: v for k, v in config.options().items() if k != "threads"}
+    text = json.dumps({"options": options, "every": every, "outputs": sorted(outputs)},
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -101,7 +100,9 @@ def run(inputs, output, engine: str = "local", *, config=None, workers: int | No
     config : EstimatorConfig, optional
         The estimator's options (default: the defaults).
     workers, threads_per_worker : int, optional
-        Estimators running at once, and the cores each uses. Default: one thread per worker,
+        Estimators running at once, and the cores each uses (``threads_per_worker`` defaults to
+        ``config.threads`` when that is set; each worker's estimator runs with ``threads`` =
+        ``threads_per_worker``). Default: one thread per worker,
         as many workers as cores (local: the cores this process may use; ray: the cluster's
         CPUs, or with ``gpus_per_worker`` its GPUs / ``gpus_per_worker``); with only
         ``workers`` given, the cores are shared out. Workers x threads may not exceed the cores:
@@ -147,7 +148,7 @@ def run(inputs, output, engine: str = "local", *, config=None, workers: int | No
     elif not isinstance(config, EstimatorConfig):
         raise TypeError(f"config must be an EstimatorConfig, got {config!r}")
     workers = _positive_int("workers", workers)
-    threads_per_worker = _positive_int("threads_per_worker", threads_per_worker)
+    threads_per_worker = _positive_int("threads_per_worker", threads_per_worker or config.threads or None)
     every = _positive_int("every", every, allow_none=False)
     outputs = _outputs(outputs)
     gpus_per_worker = float(gpus_per_worker)

@@ -101,9 +101,9 @@ def merge(parts_dir: Path, units, key: str, summary: Path) -> pa.Table:
         part = np.concatenate([p[2] for p in pieces])
         newest = np.full(len(units) + 1, -1, np.int64)
         np.maximum.at(newest, unit, part)  # index -1 (not a unit of this batch) lands in the spare slot
-        is_row = np.asarray(table.column("is_row").to_numpy(zero_copy_only=False), bool)
+        is_row = np.asarray(table.column("is_row").to_pylist(), bool)
         keep = np.flatnonzero((unit >= 0) & (part == newest[unit]) & is_row)
-        frame = table.column("frame").to_numpy()[keep]
+        frame = np.asarray(table.column("frame").to_pylist(), np.int64)[keep]
         order = keep[np.lexsort((frame, unit[keep]))]
         table = table.take(pa.array(order)).select(list(SUMMARY_COLUMNS))
     write_atomic(summary, table_bytes(table), force=True)

@@ -1,11 +1,10 @@
 """What a batch worker does with a unit: read it, estimate it, describe each map in a row, write
 the map when asked. The same code runs in a local worker process and in a Ray actor.
 
-Threads: a worker limits itself to its share of the cores with :func:`limit_threads` before it
-builds its estimator. ONNX Runtime sizes its pool from the process's CPU affinity
-(``fastdefocus.backends.cpu.PatchClassifier``: ``len(os.sched_getaffinity(0))``) and the native
-filters' default thread count reads ``FASTDEFOCUS_NUM_THREADS`` / ``OMP_NUM_THREADS`` then the
-affinity, so the worker sets both (the estimator itself has no thread option today).
+Threads: a worker's estimator gets the worker's share as its ``threads`` option (ONNX Runtime's
+pool and the native stages), and before it is built the worker keeps the rest of the process to
+that share too (:func:`limit_threads`: the CPU affinity, which is also what ONNX Runtime and the
+native code default to, and the thread-count variables of OpenMP, OpenBLAS and OpenCV).
 """
 from __future__ import annotations
 
@@ -85,30 +84,6 @@ def map_name(path: str, frame: int = 0, video: bool = False) -> str:
     return f"{stem}-{digest}_f{frame}.png" if video else f"{stem}-{digest}.png"
 
 
-def decode_image(data: bytes, name: str) -> np.ndarray:
-    """An image file's bytes as :func:`fastdefocus.io.images.read_image` returns a file: RGB(A)
-    or gray, uint8 / uint16, with its size checked from the header before decoding."""
-    import cv2
-    from fastdefocus._validate import MAX_PIXELS, check_pixel_count
-    from fastdefocus.io.images import header_size, sniff_format
-    buf = np.frombuffer(data, np.uint8)
-    if buf.size == 0:
-        raise ValueError(f"cannot decode {name}: the file is empty (0 bytes)")
-    fmt = sniff_format(buf[:16].tobytes())
-    size = header_size(buf, fmt)
-    if size is not None:
-        check_pixel_count(size[0], size[1], MAX_PIXELS, f"{fmt} image {name}")
-    image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    if image is None:
-        what = "not an image format OpenCV can read" if fmt is None else f"a {fmt} file OpenCV could not decode"
-        raise ValueError(f"cannot decode {name}: {what} ({buf.size} bytes)")
-    if image.ndim == 3 and image.shape[2] == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    elif image.ndim == 3 and image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
-    return image
-
-
 def video_run(path: str, start: int, stop: int, every: int):
     """(index, RGB uint8 frame) of the frames ``start`` <= index < ``stop`` (-1: to the end) of a
     local video whose index is a multiple of ``every``. The run starts with a seek, checked:
@@ -144,10 +119,13 @@ class Worker:
     """Holds one estimator; :meth:`process` turns a unit (a :class:`~fastdefocus.batch.inputs.Unit`
     as a dict) into part rows. Errors of an image or a video become rows; nothing raises."""
 
-    def __init__(self, options: dict, out_dir: str, maps: bool, every: int, key: str):
+    def __init__(self, options: dict, out_dir: str, maps: bool, every: int, key: str, threads: int = 0):
         from fastdefocus.config import EstimatorConfig
         from fastdefocus.estimator import DefocusEstimator
-        self.estimator = DefocusEstimator(EstimatorConfig(**options))
+        config = EstimatorConfig(**options)
+        if threads:
+            config = config.replace(threads=threads)
+        self.estimator = DefocusEstimator(config)
         self.backend = self.estimator.backend
         self.maps_dir = Path(out_dir) / "maps" if maps else None
         self.every, self.key = every, key
@@ -181,9 +159,9 @@ class Worker:
 
     def _read_image(self, path: str) -> np.ndarray:
         from fastdefocus.batch.inputs import is_uri, read_bytes
-        if is_uri(path):
-            return decode_image(read_bytes(path), path)
-        from fastdefocus.io.images import read_image
+        from fastdefocus.io.images import decode_image, read_image
+        if is_uri(path):  # decoded as read_image decodes a file: EXIF orientation, HEIC with its extra
+            return decode_image(np.frombuffer(read_bytes(path), np.uint8), path)
         return read_image(path)
 
     @staticmethod

@@ -1,8 +1,7 @@
-"""Command line of batches: ``fastdefocus batch``. The work is done by :mod:`fastdefocus.batch`,
-imported when the command runs."""
+"""Command line of batches: ``fastdefocus batch``. The work is done by :mod:`fastdefocus.batch`:
+its runner (no pyarrow, no Ray) is read for the defaults when the parser is built, the
+rest is imported when the command runs."""
 from __future__ import annotations
-
-import argparse
 
 from fastdefocus.cli.options import add_estimator_arguments, config_from_args
 
@@ -21,7 +20,7 @@ def _cmd_batch(args) -> int:
 def add_commands(subparsers) -> None:
     """Register ``batch`` on the ``fastdefocus`` subparsers (the defaults shown are ``run``'s own)."""
     import inspect
-    from fastdefocus.batch.runner import ENGINES, run  # the standard library only: cheap
+    from fastdefocus.batch.runner import ENGINES, run  # cheap: no pyarrow, no Ray
     default = {name: prm.default for name, prm in inspect.signature(run).parameters.items()}
     p = subparsers.add_parser(
         "batch", help="defocus statistics (and maps) of photo libraries and video archives, locally or on Ray",
@@ -47,9 +46,12 @@ def add_commands(subparsers) -> None:
     p.add_argument("--threads-per-worker", type=int, default=None,
                    help="cores each worker uses (default 1, or the cores shared out among --workers)")
     p.add_argument("--gpus-per-worker", type=float, default=None,
-                   help=f"ray: GPUs each actor reserves, e.g. 0.5 (default {default['gpus_per_worker']}: CPU actors)")
-    p.add_argument("--every", type=int, default=None, help=f"from videos, every K-th frame (default {default['every']})")
-    p.add_argument("--outputs", default=None, help=f"summary, or summary,maps (default {','.join(default['outputs'])})")
+                   help=f"ray: GPUs each actor reserves, e.g. 0.5 (default {default['gpus_per_worker']}: "
+                        "CPU actors)")
+    p.add_argument("--every", type=int, default=None,
+                   help=f"from videos, every K-th frame (default {default['every']})")
+    p.add_argument("--outputs", default=None,
+                   help=f"summary, or summary,maps (default {','.join(default['outputs'])})")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     add_estimator_arguments(p)
     p.set_defaults(func=_cmd_batch)
