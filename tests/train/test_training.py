@@ -7,7 +7,7 @@ torch = pytest.importorskip("torch")
 from fastdefocus.blur import DEFAULT_LEVELS, gaussian_blur, level_bins  # noqa: E402
 from fastdefocus.stages.filters import extract_patches  # noqa: E402
 from fastdefocus.scenes import dead_leaves  # noqa: E402
-from fastdefocus.train.camera import PSF_NAMES  # noqa: E402
+from fastdefocus.train.camera import CameraConfig  # noqa: E402
 from fastdefocus.train.training import (GeneratorConfig, make_patch, normalize_batch, random_dihedral,  # noqa: E402
                                   soft_targets)
 
@@ -24,24 +24,34 @@ def sources():
             dead_leaves(np.random.default_rng(4), size=256, colour=True))
 
 
-def test_generator_is_deterministic(sources):
-    cfg, bins = GeneratorConfig(), level_bins(DEFAULT_LEVELS)
-    a = [make_patch(sources, k, cfg, bins, np.random.default_rng(11)) for k in (0, 7, 19)]
-    b = [make_patch(sources, k, cfg, bins, np.random.default_rng(11)) for k in (0, 7, 19)]
+GENERATORS = {"ideal": GeneratorConfig(), "camera": GeneratorConfig(camera=CameraConfig())}
+
+
+def _source_for(name, source, sources):
+    return source if name == "ideal" else sources
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_generator_is_deterministic(source, sources, name):
+    cfg, bins = GENERATORS[name], level_bins(DEFAULT_LEVELS)
+    src = _source_for(name, source, sources)
+    a = [make_patch(src, k, cfg, bins, np.random.default_rng(11)) for k in (0, 7, 19)]
+    b = [make_patch(src, k, cfg, bins, np.random.default_rng(11)) for k in (0, 7, 19)]
     for (pa, sa, ka, ta), (pb, sb, kb, tb) in zip(a, b):
         assert np.array_equal(pa, pb) and sa == sb and ka == kb and ta == tb
 
 
+@pytest.mark.parametrize("name", GENERATORS)
 @pytest.mark.parametrize("level", [0, 1, 5, 10, 19])
-def test_label_matches_blur(sources, level):
-    cfg, bins = GeneratorConfig(), level_bins(DEFAULT_LEVELS)
+def test_label_matches_blur(source, sources, name, level):
+    cfg, bins = GENERATORS[name], level_bins(DEFAULT_LEVELS)
     rng = np.random.default_rng(level)
     for _ in range(20):
-        patch, sigma, kind, texture = make_patch(sources, level, cfg, bins, rng)
+        patch, sigma, kind, texture = make_patch(_source_for(name, source, sources), level, cfg, bins, rng)
         assert patch.shape == (32, 32) and patch.dtype == np.uint8
         assert bins[level] <= sigma < bins[level + 1]
         assert int(np.digitize(sigma, bins) - 1) == level
-        assert kind in range(len(PSF_NAMES))
+        assert kind in range(len(cfg.kind_names))
 
 
 def test_more_blur_means_less_gradient(source):
@@ -148,3 +158,29 @@ def test_generator_needs_photos_that_hold_the_largest_crop(tmp_path, monkeypatch
     with pytest.raises(ValueError, match="needs at least 2 photos of at least 312 px"):
         generate_dataset(tmp_path / "cache", n_train=16, n_val=16, workers=1, log=logs.append)
     assert any("small0.png" in m and "not used" in m for m in logs)
+
+
+def test_camera_dataset_and_its_model_card_lines(tmp_path, monkeypatch):
+    """`fastdefocus train --camera`: the summary records the camera model and the model card
+    describes it; the ideal generator's card keeps its own description."""
+    import cv2
+    import dataclasses
+    from fastdefocus.train.training import _blur_and_camera_text, generate_dataset
+
+    photos = tmp_path / "data" / "train" / "photos"
+    photos.mkdir(parents=True)
+    for i in range(3):
+        img = dead_leaves(np.random.default_rng(300 + i), 320, colour=True)
+        cv2.imwrite(str(photos / f"p{i}.png"), (img * 255).astype(np.uint8))
+    monkeypatch.setenv("FASTDEFOCUS_DATA", str(tmp_path / "data"))
+    summary = generate_dataset(tmp_path / "cache", n_train=48, n_val=32, seed=2, workers=1, log=lambda m: None,
+                               camera=True)
+    assert summary["camera"] == dataclasses.asdict(CameraConfig())
+    assert list(summary["kinds"]) == ["gaussian", "disc", "soft_disc", "rim_disc", "cat_eye", "astigmatic"]
+    patches = np.load(tmp_path / "cache" / "train_patches.npy")
+    assert patches.shape == (48, 32, 32) and patches.std() > 0
+    text = _blur_and_camera_text(summary)
+    assert "Bayer RGGB mosaic" in text and "linear" in text
+    ideal = _blur_and_camera_text({"kinds": {"gaussian": 0.6, "disc": 0.2, "mixed": 0.2}, "camera": None,
+                                   "noise_stds": [0.0, 0.01], "jpeg_prob": 0.5})
+    assert "Bayer" not in ideal and "mixed = Gaussian then disc" in ideal

@@ -4,9 +4,10 @@ written to part files as they arrive, so memory stays bounded and an interrupted
 
 Each actor reserves ``threads`` CPUs (and ``gpus`` GPUs) from Ray and keeps to them: its
 estimator's ``threads`` option is that many, Ray starts it with ``OMP_NUM_THREADS`` = its CPUs,
-it sets the other thread-count variables and, where it can claim a share of its node's cores
-that no other batch actor there holds, pins itself to it (:func:`fastdefocus.batch.work.claim_cores`;
-Ray leaves the affinity at the whole node).
+and it sets the other thread-count variables (:func:`fastdefocus.batch.work.limit_threads`). It
+is not pinned to cores: Ray does not say which of its node's cores an actor's CPUs are, and
+``os.sched_setaffinity`` in the constructor would bind only the thread that runs it, which
+need not be the one that runs the batches.
 
 The actors read the inputs themselves, by path: on a cluster, local paths must be visible at the
 same place on every node (a shared file system), or use object-store URIs (``s3://...``).
@@ -25,8 +26,8 @@ class EstimatorActor:
     table of :class:`~fastdefocus.batch.inputs.Unit` fields) to their part rows."""
 
     def __init__(self, options: dict, out_dir: str, maps: bool, every: int, key: str, threads: int):
-        from fastdefocus.batch.work import Worker, claim_cores, limit_threads
-        limit_threads(threads, claim_cores(threads))
+        from fastdefocus.batch.work import Worker, limit_threads
+        limit_threads(threads)
         self.worker = Worker(options, out_dir, maps, every, key, threads=threads)
 
     def __call__(self, batch):

@@ -8,7 +8,6 @@ native code default to, and the thread-count variables of OpenMP, OpenBLAS and O
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import re
@@ -32,10 +31,12 @@ THREAD_VARIABLES = ("FASTDEFOCUS_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_
 
 
 def limit_threads(threads: int, cores=None) -> None:
-    """Keep this process to ``threads`` threads: the thread-count variables the native code, the
-    OpenMP and BLAS runtimes read, OpenCV's pool, and, when ``cores`` is given and the platform
-    has it, the CPU affinity (``os.sched_setaffinity``), which ONNX Runtime's pool follows.
-    Call it before the estimator is built."""
+    """Keep this process to ``threads`` threads besides its estimator's own ``threads`` option:
+    the thread-count variables the native code, the OpenMP and BLAS runtimes read, OpenCV's pool,
+    and, when ``cores`` is given and the platform has it, the CPU affinity of the calling thread
+    and of the threads it starts later (``os.sched_setaffinity``; ONNX Runtime's and the native
+    code's default thread counts follow it). Call it, from the thread that will estimate, before
+    the estimator is built."""
     for name in THREAD_VARIABLES:
         os.environ[name] = str(threads)
     if cores and hasattr(os, "sched_setaffinity"):
@@ -45,33 +46,6 @@ def limit_threads(threads: int, cores=None) -> None:
             pass
     import cv2
     cv2.setNumThreads(threads)
-
-
-_SLOT_FILES: list = []  # open lock files of the slots this process holds (released when it exits)
-
-
-def claim_cores(threads: int):
-    """A share of ``threads`` of this machine's cores that no other batch worker on it holds
-    (a lock file per share, ``flock``-ed for the life of the process), or None when all are
-    taken or the platform has no affinity. For workers that are not told their share (Ray actors)."""
-    if not hasattr(os, "sched_getaffinity"):
-        return None
-    import fcntl
-    cores = sorted(os.sched_getaffinity(0))
-    folder = Path(tempfile.gettempdir()) / f"fastdefocus-batch-cores-{os.getuid()}"
-    folder.mkdir(exist_ok=True)
-    for slot in range(len(cores) // threads):
-        f = open(folder / f"threads{threads}-slot{slot}.lock", "w")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            f.close()
-            if e.errno in (errno.EWOULDBLOCK, errno.EACCES):
-                continue
-            return None
-        _SLOT_FILES.append(f)
-        return cores[slot * threads:(slot + 1) * threads]
-    return None
 
 
 def map_name(path: str, frame: int = 0, video: bool = False) -> str:

@@ -23,7 +23,7 @@ def _cmd_train(args) -> int:
 
     cache = Path(args.cache)
     generate_dataset(cache, n_train=args.train_patches, n_val=args.val_patches, seed=args.seed,
-                     workers=args.workers, log=log)
+                     workers=args.workers, log=log, camera=args.camera)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, width_mult=args.width,
                       seed=args.seed, threads=args.threads, init=args.init or "")
     train(cache, Path(args.run), cfg, log=log)
@@ -397,6 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=train_defaults.threads, help="torch CPU threads (0: all cores)")
     p.add_argument("--init", default=None, help="fine-tune from these .safetensors weights instead of a "
                                                 "random initialisation")
+    p.add_argument("--camera", action="store_true",
+                   help="generate with the camera degradation model (fastdefocus.train.camera: lens PSF shapes, "
+                        "Bayer demosaicing, photon noise, sharpening, JPEG) instead of the ideal lens; use a "
+                        "--cache of its own")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("estimate", help="defocus maps of images",
