@@ -26,7 +26,7 @@ def test_estimate_loads_no_tooling_torch_or_numba():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
     before, after, heavy = json.loads(out.stdout.strip().splitlines()[-1])
     assert before == ["fastdefocus"]  # the public names are imported on first use
-    tooling = [m for m in after if m.split(".")[1:2] and m.split(".")[1] in ("cli", "eval", "train")]
+    tooling = [m for m in after if m.split(".")[1:2] and m.split(".")[1] in ("cli", "eval", "train", "batch")]
     assert tooling == [] and heavy == []
     assert "fastdefocus.estimator" in after and "fastdefocus.stages.refine" in after
 
