@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fastdefocus.train.training import with_softmax
+
 #: The opset whose ``Clip`` takes its bounds as attributes (inputs from opset 11 on).
 OPENCV_OPSET = 10
 OPENCV_ONNX_NAME = "blur_classifier_opencv.onnx"
@@ -33,15 +35,7 @@ def export_portable_onnx(model, path: Path, patch_size: int = 32) -> None:
     """Normalised patches (N, 1, P, P) -> probabilities (N, L) as an opset-10 ONNX graph (atomic write)."""
     import torch
 
-    class WithSoftmax(torch.nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, x):
-            return torch.softmax(self.net(x), dim=1)
-
-    wrapped = WithSoftmax(model).eval()
+    wrapped = with_softmax(model)
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     with warnings.catch_warnings():

@@ -675,10 +675,8 @@ def finalize(cache_dir: Path, run_dir: Path, weights_dir: Path, docs_dir: Path |
 
 
 
-def export_onnx(model, path: Path) -> None:
-    """ONNX graph from normalised patches (N, 1, 32, 32) to probabilities (N, L)."""
-    import warnings
-
+def with_softmax(model):
+    """The classifier with a softmax on its logits (eval mode): what the exported graphs compute."""
     import torch
 
     class WithSoftmax(torch.nn.Module):
@@ -689,7 +687,16 @@ def export_onnx(model, path: Path) -> None:
         def forward(self, x):
             return torch.softmax(self.net(x), dim=1)
 
-    wrapped = WithSoftmax(model).eval()
+    return WithSoftmax(model).eval()
+
+
+def export_onnx(model, path: Path) -> None:
+    """ONNX graph from normalised patches (N, 1, 32, 32) to probabilities (N, L)."""
+    import warnings
+
+    import torch
+
+    wrapped = with_softmax(model)
     tmp = Path(str(path) + ".tmp")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
