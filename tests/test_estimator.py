@@ -199,7 +199,7 @@ def test_blurred_side_of_a_focus_boundary(monkeypatch):
     agreement and the cell match lifts the blurred side (mean error -1.12 px) above the
     plain mean with four-quadrant agreement and no match, which straddling patches pull
     towards sharp."""
-    import fastdefocus.estimator as est_module
+    import fastdefocus.stages.pipeline as pipeline
     import fastdefocus.stages.splat as splat_module
     from fastdefocus.metrics.defocus import boundary_mask, textured_mask
 
@@ -212,11 +212,13 @@ def test_blurred_side_of_a_focus_boundary(monkeypatch):
     err = estimator.estimate(blurred).sigma - truth
     assert np.abs(err[near]).mean() < 0.72
     bias = err[near & (truth > 0)].mean()
-    monkeypatch.setattr(est_module, "SPLAT_LIFT", 0.0)
+    # the same splat rules in the NumPy pipeline (the native one's reference), then without them
+    assert abs(float((pipeline.estimate_numpy(estimator, blurred)[0] - truth)[near & (truth > 0)].mean()) - bias) < 1e-4
+    monkeypatch.setattr(pipeline, "SPLAT_LIFT", 0.0)
     monkeypatch.setattr(splat_module, "AGREEMENT_TAU", np.log(1.25))
     no_match = splat_module.splat
-    monkeypatch.setattr(est_module, "splat", lambda *a, sharpness=None, **k: no_match(*a, **k))
-    plain = (estimator.estimate(blurred).sigma - truth)[near & (truth > 0)].mean()
+    monkeypatch.setattr(pipeline, "splat", lambda *a, sharpness=None, **k: no_match(*a, **k))
+    plain = (pipeline.estimate_numpy(estimator, blurred)[0] - truth)[near & (truth > 0)].mean()
     assert bias > plain + 0.04, (bias, plain)
 
 

@@ -14,7 +14,6 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from fastdefocus._params import SPLAT_LIFT
 from fastdefocus._validate import check_channel_order, check_float, check_int
 from fastdefocus.backends import gpu_available
 from fastdefocus.backends.cpu import PatchClassifier
@@ -22,13 +21,10 @@ from fastdefocus.config import EstimatorConfig
 from fastdefocus.io.video import prefetched, video_frames
 from fastdefocus.result import DefocusResult
 from fastdefocus.blur import gaussian_blur
-from fastdefocus.stages.classify import apply_calibration, confidence_from_probs, expected_sigma_raw, load_model_info
+from fastdefocus.stages.classify import load_model_info
 from fastdefocus.stages.filters import extract_patches
 from fastdefocus._validate import check_pixel_count
 from fastdefocus.stages.ingest import to_luminance
-from fastdefocus.stages.refine import pad_to, refine, resize
-from fastdefocus.stages.snap import snap_boundaries
-from fastdefocus.stages.splat import energy_tables, patch_statistics, sharpness_maps, splat, tent_sum
 
 
 #: Working memory that the default pixel limit allows one estimate, in bytes.
@@ -151,6 +147,13 @@ class DefocusEstimator:
         else:
             self.classifier = PatchClassifier(self.info, device="cpu", backend=backend,
                                               batch_size=self.batch_size, threads=self.threads)
+            # every stage but the classifier runs in the native C++ pipeline (cpp/estimator.cpp, the
+            # same as C++ users get); it is fed the probabilities the runtime above computes
+            from fastdefocus import _native
+            self._native = _native.Estimator(str(self.info.onnx_path.parent), stride=self.stride,
+                                             sigma0=self.sigma0, radius=self.radius, eps=self.eps,
+                                             iterations=self.iterations, snap=self.snap,
+                                             batch_size=self.batch_size, threads=self.threads, max_pixels=-1)
 
     @property
     def backend(self) -> str:
@@ -209,44 +212,16 @@ class DefocusEstimator:
         source = gaussian_blur(lum, self.sigma0) if self.sigma0 > 0 else lum
         t1 = time.perf_counter()
         timings["ingest"] = t1 - t0
-        patches, grid = extract_patches(source, size=p, stride=s, normalize=True, std_floor=self.info.std_floor,
-                                        threads=self.threads)
-        ny, nx = grid
-        k = p // s
-        padded_h, padded_w = (ny + k - 1) * s, (nx + k - 1) * s
-        padded_source = pad_to(source, padded_h, padded_w)
-        tables = energy_tables(padded_source)  # read by both statistics below
-        texture, agreement = patch_statistics(padded_source, grid, p, s, self.flat_std, tables)
+        patches, _ = extract_patches(source, size=p, stride=s, normalize=True, std_floor=self.info.std_floor,
+                                     threads=self.threads)
         t2 = time.perf_counter()
-        timings["patches"] = t2 - t1
         probs = self.classifier.probabilities(patches)
         t3 = time.perf_counter()
+        sigma, confidence, native = self._native.estimate_from_probabilities(lum, probs)
+        timings["patches"] = (t2 - t1) + native["patches"]  # extraction here, statistics in C++
         timings["classify"] = t3 - t2
-        sigma_patch = apply_calibration(expected_sigma_raw(probs, self.info.levels), self.info.calibration)
-        if self.sigma0 > 0:
-            sigma_patch = np.sqrt(np.maximum(sigma_patch ** 2 - self.sigma0 ** 2, 0.0))
-        texture_conf = np.clip((texture.ravel() - 0.5 * self.flat_std) / (1.5 * self.flat_std), 0.0, 1.0)
-        conf_patch = (confidence_from_probs(probs) * texture_conf).reshape(grid)
-        # patches straddling a focus boundary (their windows disagree) count less in the map,
-        # but the reported confidence stays the classifier's and the texture's; such patches
-        # look as sharp as their sharp side, so the splat is a soft maximum (SPLAT_LIFT)
-        # and a patch sharper than a cell it covers counts less in that cell (the cell match)
-        cell_sigma, cell_weight = splat(sigma_patch.reshape(grid), conf_patch * agreement, p, s,
-                                        lift=SPLAT_LIFT, sharpness=sharpness_maps(padded_source, grid, p, s, tables))
-        cell_conf = tent_sum(conf_patch, p, s) / tent_sum(np.ones(grid), p, s)
-        t4 = time.perf_counter()
-        timings["splat"] = t4 - t3
-        guide = pad_to(lum, padded_h, padded_w)
-        dense = refine(cell_sigma, cell_weight, guide, s, self.radius, self.eps, self.iterations,
-                       threads=self.threads)
-        dense_conf = np.clip(resize(cell_conf.astype(np.float32), padded_h, padded_w), 0.0, 1.0)
-        sigma = np.ascontiguousarray(np.clip(dense[:h, :w], 0.0, self.sigma_max))
-        confidence = np.ascontiguousarray(dense_conf[:h, :w])
-        t5 = time.perf_counter()
-        timings["refine"] = t5 - t4
-        if self.snap:  # within [local min, local max] of the clipped map: stays clipped
-            sigma = snap_boundaries(sigma, lum, self.snap)
-        timings["snap"] = time.perf_counter() - t5
+        for stage in ("splat", "refine", "snap"):
+            timings[stage] = native[stage]
         timings["total"] = time.perf_counter() - t0
         return DefocusResult(sigma=sigma, confidence=confidence, sigma_max=self.sigma_max, timings=timings)
 

@@ -1,0 +1,78 @@
+"""The CPU pipeline in NumPy, stage by stage (float32): what ``DefocusEstimator`` computed before the
+native C++ pipeline (cpp/estimator.cpp) took over its CPU path. Kept as the readable reference
+that the native pipeline is tested against (tests/cpp/, to float rounding), and for experiments
+that swap one stage (tests/test_estimator.py)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from fastdefocus._params import SPLAT_LIFT
+from fastdefocus._validate import check_channel_order, check_pixel_count
+from fastdefocus.blur import gaussian_blur
+from fastdefocus.stages.classify import apply_calibration, confidence_from_probs, expected_sigma_raw
+from fastdefocus.stages.filters import extract_patches
+from fastdefocus.stages.ingest import to_luminance
+from fastdefocus.stages.refine import pad_to, refine, resize
+from fastdefocus.stages.snap import snap_boundaries
+from fastdefocus.stages.splat import energy_tables, patch_statistics, sharpness_maps, splat, tent_sum
+
+
+def estimate_numpy(est, image, *, channel_order: str = "rgb"):
+    """(sigma, confidence, timings) of ``image`` by the NumPy stages with the options, model and
+    classifier runtime of the CPU estimator ``est``."""
+    channel_order = check_channel_order(channel_order)
+    timings = {}
+    t0 = time.perf_counter()
+    lum = to_luminance(image, max_pixels=est.max_pixels, channel_order=channel_order)
+    h, w = lum.shape
+    p, s = est.patch_size, est.stride
+    # thin images are padded to a patch in each direction: that is what costs memory
+    # (one patch's worth is always allowed)
+    if est.max_pixels is not None:
+        check_pixel_count(max(h, p), max(w, p), max(est.max_pixels, p * p),
+                          name=f"image padded to the {p}-px patch")
+    source = gaussian_blur(lum, est.sigma0) if est.sigma0 > 0 else lum
+    t1 = time.perf_counter()
+    timings["ingest"] = t1 - t0
+    patches, grid = extract_patches(source, size=p, stride=s, normalize=True, std_floor=est.info.std_floor,
+                                    threads=est.threads)
+    ny, nx = grid
+    k = p // s
+    padded_h, padded_w = (ny + k - 1) * s, (nx + k - 1) * s
+    padded_source = pad_to(source, padded_h, padded_w)
+    tables = energy_tables(padded_source)  # read by both statistics below
+    texture, agreement = patch_statistics(padded_source, grid, p, s, est.flat_std, tables)
+    t2 = time.perf_counter()
+    timings["patches"] = t2 - t1
+    probs = est.classifier.probabilities(patches)
+    t3 = time.perf_counter()
+    timings["classify"] = t3 - t2
+    sigma_patch = apply_calibration(expected_sigma_raw(probs, est.info.levels), est.info.calibration)
+    if est.sigma0 > 0:
+        sigma_patch = np.sqrt(np.maximum(sigma_patch ** 2 - est.sigma0 ** 2, 0.0))
+    texture_conf = np.clip((texture.ravel() - 0.5 * est.flat_std) / (1.5 * est.flat_std), 0.0, 1.0)
+    conf_patch = (confidence_from_probs(probs) * texture_conf).reshape(grid)
+    # patches straddling a focus boundary (their windows disagree) count less in the map,
+    # but the reported confidence stays the classifier's and the texture's; such patches
+    # look as sharp as their sharp side, so the splat is a soft maximum (SPLAT_LIFT)
+    # and a patch sharper than a cell it covers counts less in that cell (the cell match)
+    cell_sigma, cell_weight = splat(sigma_patch.reshape(grid), conf_patch * agreement, p, s,
+                                    lift=SPLAT_LIFT, sharpness=sharpness_maps(padded_source, grid, p, s, tables))
+    cell_conf = tent_sum(conf_patch, p, s) / tent_sum(np.ones(grid), p, s)
+    t4 = time.perf_counter()
+    timings["splat"] = t4 - t3
+    guide = pad_to(lum, padded_h, padded_w)
+    dense = refine(cell_sigma, cell_weight, guide, s, est.radius, est.eps, est.iterations,
+                   threads=est.threads)
+    dense_conf = np.clip(resize(cell_conf.astype(np.float32), padded_h, padded_w), 0.0, 1.0)
+    sigma = np.ascontiguousarray(np.clip(dense[:h, :w], 0.0, est.sigma_max))
+    confidence = np.ascontiguousarray(dense_conf[:h, :w])
+    t5 = time.perf_counter()
+    timings["refine"] = t5 - t4
+    if est.snap:  # within [local min, local max] of the clipped map: stays clipped
+        sigma = snap_boundaries(sigma, lum, est.snap)
+    timings["snap"] = time.perf_counter() - t5
+    timings["total"] = time.perf_counter() - t0
+    return sigma, confidence, timings
