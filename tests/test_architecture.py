@@ -28,7 +28,7 @@ def test_estimate_loads_no_tooling_torch_or_numba():
     assert before == ["fastdefocus"]  # the public names are imported on first use
     tooling = [m for m in after if m.split(".")[1:2] and m.split(".")[1] in ("cli", "eval", "train", "batch")]
     assert tooling == [] and heavy == []
-    assert "fastdefocus.estimator" in after and "fastdefocus.stages.refine" in after
+    assert "fastdefocus.estimator" in after and "fastdefocus._native" in after  # the native CPU pipeline
 
 
 def test_public_names_resolve_and_unknown_names_raise():
