@@ -13,6 +13,7 @@ namespace params {
 
 inline constexpr double kAgreementTau = 0.2;  // _params.AGREEMENT_TAU
 inline constexpr double kFlatStd = 0.02;  // _params.FLAT_STD
+inline constexpr double kInFocusSigma = 1.0;  // _params.IN_FOCUS_SIGMA
 inline constexpr double kLiftExpMax = 80.0;  // _params.LIFT_EXP_MAX
 inline constexpr double kLumaWeights[3] = {0.299, 0.587, 0.114};  // _params.LUMA_WEIGHTS
 inline constexpr double kMatchTau = 0.2;  // _params.MATCH_TAU

@@ -11,6 +11,11 @@ from __future__ import annotations
 #: Rec. 601 luma weights of R, G, B (the luminance every stage works on).
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
+#: A pixel counts as in focus at sigma <= this many px: ``DefocusResult.in_focus()`` and
+#: ``summary()["in_focus_fraction"]``, the batch job's ``in_focus_fraction`` column and the
+#: centre of the DBD in-focus score (:func:`fastdefocus.metrics.defocus.in_focus_score`).
+IN_FOCUS_SIGMA = 1.0
+
 # --------------------------------------------------------------------------- patches
 
 #: A patch whose standard deviation (intensity in [0, 1]) is below this carries almost no blur

@@ -20,11 +20,9 @@ from fastdefocus.backends.cpu import PatchClassifier
 from fastdefocus.config import EstimatorConfig
 from fastdefocus.io.video import prefetched, video_frames
 from fastdefocus.result import DefocusResult
-from fastdefocus.blur import gaussian_blur
 from fastdefocus.stages.classify import load_model_info
-from fastdefocus.stages.filters import extract_patches
-from fastdefocus._validate import check_pixel_count
 from fastdefocus.stages.ingest import to_luminance
+from fastdefocus.stages.pipeline import classify_patches
 
 
 #: Working memory that the default pixel limit allows one estimate, in bytes.
@@ -199,27 +197,9 @@ class DefocusEstimator:
         if self._gpu is not None:
             with self._gpu_lock:
                 return self._gpu.estimate(image, channel_order=channel_order)
-        timings = {}
-        t0 = time.perf_counter()
-        lum = to_luminance(image, max_pixels=self.max_pixels, channel_order=channel_order)
-        h, w = lum.shape
-        p, s = self.patch_size, self.stride
-        # thin images are padded to a patch in each direction: that is what costs memory
-        # (one patch's worth is always allowed)
-        if self.max_pixels is not None:
-            check_pixel_count(max(h, p), max(w, p), max(self.max_pixels, p * p),
-                              name=f"image padded to the {p}-px patch")
-        source = gaussian_blur(lum, self.sigma0) if self.sigma0 > 0 else lum
-        t1 = time.perf_counter()
-        timings["ingest"] = t1 - t0
-        patches, _ = extract_patches(source, size=p, stride=s, normalize=True, std_floor=self.info.std_floor,
-                                     threads=self.threads)
-        t2 = time.perf_counter()
-        probs = self.classifier.probabilities(patches)
-        t3 = time.perf_counter()
+        lum, _, _, probs, timings, t0 = classify_patches(self, image, channel_order=channel_order)
         sigma, confidence, native = self._native.estimate_from_probabilities(lum, probs)
-        timings["patches"] = (t2 - t1) + native["patches"]  # extraction here, statistics in C++
-        timings["classify"] = t3 - t2
+        timings["patches"] += native["patches"]  # extraction in classify_patches, statistics in C++
         for stage in ("splat", "refine", "snap"):
             timings[stage] = native[stage]
         timings["total"] = time.perf_counter() - t0

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-#: A pixel counts as in focus at sigma <= this many px (``summary()["in_focus_fraction"]``).
-IN_FOCUS_SIGMA = 1.0
+from fastdefocus._params import IN_FOCUS_SIGMA
+
 #: The keys of :meth:`DefocusResult.summary`, in order: the per-image columns of
 #: ``fastdefocus estimate --summary`` (which adds ``path``, ``ms`` and ``error``).
 SUMMARY_KEYS = ("height", "width", "median_sigma", "p10_sigma", "p90_sigma", "in_focus_fraction", "sharpness")
@@ -45,7 +45,7 @@ class DefocusResult:
             raise ValueError(f"vmax must be > 0, got {vmax}")
         return np.clip(self.sigma / vmax, 0.0, 1.0).astype(np.float32)
 
-    def in_focus(self, threshold: float = 1.0) -> np.ndarray:
+    def in_focus(self, threshold: float = IN_FOCUS_SIGMA) -> np.ndarray:
         """Boolean mask of pixels whose sigma is at most ``threshold`` px."""
         return self.sigma <= float(threshold)
 

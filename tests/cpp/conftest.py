@@ -39,8 +39,12 @@ class CachedClassifier:
 
 @pytest.fixture(scope="session")
 def python_estimate():
-    """python_estimate(image, **options) -> (DefocusResult, probabilities) of the Python CPU estimator."""
+    """python_estimate(image, **options) -> (DefocusResult, probabilities) of the NumPy CPU pipeline
+    (fastdefocus.stages.pipeline.estimate_numpy: the reference; the estimator itself runs the C++
+    pipeline these tests check)."""
     import fastdefocus
+    from fastdefocus.result import DefocusResult
+    from fastdefocus.stages.pipeline import estimate_numpy
 
     cache: dict = {}
     estimators: dict = {}
@@ -52,7 +56,8 @@ def python_estimate():
             est.classifier = CachedClassifier(est.classifier, cache)
             estimators[key] = est
         est = estimators[key]
-        result = est.estimate(image)
+        sigma, confidence, timings = estimate_numpy(est, image)
+        result = DefocusResult(sigma=sigma, confidence=confidence, sigma_max=est.sigma_max, timings=timings)
         return result, np.asarray(est.classifier.last)
 
     return run

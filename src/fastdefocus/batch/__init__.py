@@ -11,7 +11,8 @@ imports it. pyarrow (``pip install 'fastdefocus[batch]'``) and Ray
 (``pip install 'fastdefocus[ray]'``) are imported when a batch runs, never by ``import fastdefocus``.
 """
 from fastdefocus.batch.runner import ENGINES, OUTPUTS, options_key, run
-from fastdefocus.batch.work import IN_FOCUS_SIGMA, SUMMARY_COLUMNS, map_name
+from fastdefocus._params import IN_FOCUS_SIGMA
+from fastdefocus.batch.work import SUMMARY_COLUMNS, map_name
 
 __all__ = ["ENGINES", "IN_FOCUS_SIGMA", "OUTPUTS", "SUMMARY_COLUMNS", "map_name",
            "options_key", "run"]

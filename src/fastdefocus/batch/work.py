@@ -24,8 +24,6 @@ SUMMARY_COLUMNS = ("path", "frame", "height", "width", "median_sigma", "p10_sigm
 #: (``start``, ``size``, ``mtime_ns``), the options' hash (``key``), and ``is_row`` (False for
 #: the marker of a video run that turned out to hold no frame to read, so that it counts as done).
 PART_COLUMNS = SUMMARY_COLUMNS + ("start", "size", "mtime_ns", "key", "is_row")
-#: A pixel counts as in focus at sigma <= this many px (the in_focus_fraction column).
-IN_FOCUS_SIGMA = 1.0
 #: The thread-count variables a worker sets: the native filters, OpenMP, OpenBLAS, MKL.
 THREAD_VARIABLES = ("FASTDEFOCUS_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -166,11 +164,7 @@ class Worker:
             from fastdefocus.io.sigmamap import to_png16
             write_atomic(self.maps_dir / map_name(unit["path"], frame, video),
                          encode_image(to_png16(sigma), ".png"), force=True)
-        p10, p90 = np.percentile(sigma, [10, 90])
-        return self._row(unit, frame, t0, height=sigma.shape[0], width=sigma.shape[1],
-                         median_sigma=float(np.median(sigma)), p10_sigma=float(p10), p90_sigma=float(p90),
-                         in_focus_fraction=float(np.count_nonzero(sigma <= IN_FOCUS_SIGMA) / sigma.size),
-                         sharpness=result.sharpness())
+        return self._row(unit, frame, t0, **result.summary())
 
     def _row(self, unit: dict, frame: int, t0: float, error: str = "", is_row: bool = True, **values) -> dict:
         nan = float("nan")

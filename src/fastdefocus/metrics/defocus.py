@@ -21,13 +21,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from fastdefocus._params import IN_FOCUS_SIGMA
+
 #: F-beta weight of precision used by the defocus blur detection literature.
 BETA2 = 0.3
 #: Side of the square both maps are resized to before scoring.
 DBD_SIZE = 320
-#: Sigma (px) at which :func:`in_focus_score` is 0.5: the estimator's own
-#: ``DefocusResult.in_focus`` threshold.
-IN_FOCUS_SIGMA = 1.0
 #: Logistic width (px): the score is 0.88 at 0.5 px and 0.12 at 1.5 px.
 IN_FOCUS_WIDTH = 0.25
 

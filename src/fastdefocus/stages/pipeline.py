@@ -19,15 +19,17 @@ from fastdefocus.stages.snap import snap_boundaries
 from fastdefocus.stages.splat import energy_tables, patch_statistics, sharpness_maps, splat, tent_sum
 
 
-def estimate_numpy(est, image, *, channel_order: str = "rgb"):
-    """(sigma, confidence, timings) of ``image`` by the NumPy stages with the options, model and
-    classifier runtime of the CPU estimator ``est``."""
+def classify_patches(est, image, *, channel_order: str = "rgb"):
+    """The stages up to the classifier, shared by the native CPU pipeline (the estimator) and the
+    NumPy one: the luminance (validated, within ``est.max_pixels``), the sigma0 pre-filter, the
+    normalised patches and their probabilities. Returns ``(lum, source, grid, probs, timings,
+    t0)`` with the ``ingest``, ``patches`` (extraction) and ``classify`` seconds."""
     channel_order = check_channel_order(channel_order)
     timings = {}
     t0 = time.perf_counter()
     lum = to_luminance(image, max_pixels=est.max_pixels, channel_order=channel_order)
     h, w = lum.shape
-    p, s = est.patch_size, est.stride
+    p = est.patch_size
     # thin images are padded to a patch in each direction: that is what costs memory
     # (one patch's worth is always allowed)
     if est.max_pixels is not None:
@@ -36,19 +38,30 @@ def estimate_numpy(est, image, *, channel_order: str = "rgb"):
     source = gaussian_blur(lum, est.sigma0) if est.sigma0 > 0 else lum
     t1 = time.perf_counter()
     timings["ingest"] = t1 - t0
-    patches, grid = extract_patches(source, size=p, stride=s, normalize=True, std_floor=est.info.std_floor,
-                                    threads=est.threads)
+    patches, grid = extract_patches(source, size=p, stride=est.stride, normalize=True,
+                                    std_floor=est.info.std_floor, threads=est.threads)
+    t2 = time.perf_counter()
+    timings["patches"] = t2 - t1
+    probs = est.classifier.probabilities(patches)
+    timings["classify"] = time.perf_counter() - t2
+    return lum, source, grid, probs, timings, t0
+
+
+def estimate_numpy(est, image, *, channel_order: str = "rgb"):
+    """(sigma, confidence, timings) of ``image`` by the NumPy stages with the options, model and
+    classifier runtime of the CPU estimator ``est``."""
+    lum, source, grid, probs, timings, t0 = classify_patches(est, image, channel_order=channel_order)
+    t2 = time.perf_counter()
+    h, w = lum.shape
+    p, s = est.patch_size, est.stride
     ny, nx = grid
     k = p // s
     padded_h, padded_w = (ny + k - 1) * s, (nx + k - 1) * s
     padded_source = pad_to(source, padded_h, padded_w)
     tables = energy_tables(padded_source)  # read by both statistics below
     texture, agreement = patch_statistics(padded_source, grid, p, s, est.flat_std, tables)
-    t2 = time.perf_counter()
-    timings["patches"] = t2 - t1
-    probs = est.classifier.probabilities(patches)
     t3 = time.perf_counter()
-    timings["classify"] = t3 - t2
+    timings["patches"] += t3 - t2
     sigma_patch = apply_calibration(expected_sigma_raw(probs, est.info.levels), est.info.calibration)
     if est.sigma0 > 0:
         sigma_patch = np.sqrt(np.maximum(sigma_patch ** 2 - est.sigma0 ** 2, 0.0))
