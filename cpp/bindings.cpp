@@ -159,6 +159,7 @@ py::dict timings_dict(const fd::Timings& t) {
     d["splat"] = t.splat;
     d["refine"] = t.refine;
     d["snap"] = t.snap;
+    d["coarse"] = t.coarse;
     d["total"] = t.total;
     return d;
 }
@@ -198,8 +199,9 @@ class PyClassifier : public fd::Classifier {
 class NoClassifier : public fd::Classifier {
   public:
     void probabilities(const float*, int64_t, int64_t, float*, int64_t) override {
-        throw std::invalid_argument("this Estimator has no classifier: pass classifier= (a callable or 'opencv') "
-                                    "or use estimate_from_probabilities");
+        throw std::invalid_argument("this Estimator has no classifier: pass classifier= (a callable or 'opencv'), "
+                                    "or use estimate_from_probabilities with coarse_levels=0 (a coarse level "
+                                    "classifies patches of the shrunk image)");
     }
     std::string name() const override { return "none"; }
 };
@@ -207,7 +209,8 @@ class NoClassifier : public fd::Classifier {
 class PyEstimator {
   public:
     PyEstimator(const std::string& model_path, int stride, double sigma0, double radius, double eps, int iterations,
-                int snap, int batch_size, int threads, int64_t max_pixels, const py::object& classifier) {
+                int snap, int batch_size, int threads, int64_t max_pixels, const py::object& classifier,
+                int coarse_levels) {
         fd::EstimatorOptions o;
         o.model_path = model_path;
         o.stride = stride;
@@ -216,6 +219,7 @@ class PyEstimator {
         o.eps = eps;
         o.iterations = iterations;
         o.snap = snap;
+        o.coarse_levels = coarse_levels;
         o.batch_size = batch_size;
         o.threads = threads;
         o.max_pixels = max_pixels;
@@ -274,6 +278,7 @@ class PyEstimator {
         d["eps"] = o.eps;
         d["iterations"] = o.iterations;
         d["snap"] = o.snap;
+        d["coarse_levels"] = o.coarse_levels;
         d["batch_size"] = o.batch_size;
         d["threads"] = o.threads;
         d["model_path"] = o.model_path;
@@ -284,6 +289,30 @@ class PyEstimator {
   private:
     std::unique_ptr<fd::Estimator> est_;
 };
+
+py::object stage_coarse_region(const Array& sigma, double lo, int64_t factor, int64_t margin, int64_t min_area) {
+    require_2d(sigma, "sigma");
+    const fd::stages::CoarseRegion r =
+        fd::stages::coarse_region(sigma.data(), sigma.shape(0), sigma.shape(1), lo, factor, margin, min_area);
+    if (r.empty()) return py::none();
+    return py::make_tuple(r.y0, r.y1, r.x0, r.x1);
+}
+
+// merge on copies: returns the merged (sigma, confidence)
+py::tuple stage_merge_coarse(const Array& sigma, const Array& confidence, const Array& coarse_sigma,
+                             const Array& coarse_conf, double lo, double hi, double conf_full) {
+    require_2d(sigma, "sigma");
+    require_same_shape(sigma, confidence, "confidence");
+    require_same_shape(sigma, coarse_sigma, "coarse_sigma");
+    require_same_shape(sigma, coarse_conf, "coarse_conf");
+    const int64_t h = sigma.shape(0), w = sigma.shape(1);
+    Array s({h, w}), c({h, w});
+    std::memcpy(s.mutable_data(), sigma.data(), static_cast<std::size_t>(h * w) * sizeof(float));
+    std::memcpy(c.mutable_data(), confidence.data(), static_cast<std::size_t>(h * w) * sizeof(float));
+    fd::stages::merge_coarse(s.mutable_data(), c.mutable_data(), w, h, w, coarse_sigma.data(), coarse_conf.data(), w,
+                             1.0f, lo, hi, conf_full);
+    return py::make_tuple(s, c);
+}
 
 py::dict model_info(const std::string& dir) {
     const fd::ModelInfo m = fd::load_model_info(dir);
@@ -501,12 +530,14 @@ PYBIND11_MODULE(_native, m) {
     // and for callers that bring their own classifier.
     m.attr("has_opencv_dnn") = fastdefocus::has_opencv_dnn();
     py::class_<PyEstimator>(m, "Estimator")
-        .def(py::init<const std::string&, int, double, double, double, int, int, int, int, int64_t, const py::object&>(),
+        .def(py::init<const std::string&, int, double, double, double, int, int, int, int, int64_t, const py::object&,
+                      int>(),
              py::arg("model_path") = "", py::arg("stride") = fd::params::kDefaultStride,
              py::arg("sigma0") = fd::params::kDefaultSigma0, py::arg("radius") = fd::params::kDefaultRadius,
              py::arg("eps") = fd::params::kDefaultEps, py::arg("iterations") = fd::params::kDefaultIterations,
              py::arg("snap") = fd::params::kDefaultSnap, py::arg("batch_size") = fd::params::kDefaultBatchSize,
-             py::arg("threads") = 0, py::arg("max_pixels") = -1, py::arg("classifier") = py::none())
+             py::arg("threads") = 0, py::arg("max_pixels") = -1, py::arg("classifier") = py::none(),
+             py::arg("coarse_levels") = fd::params::kDefaultCoarseLevels)
         .def("estimate", &PyEstimator::estimate, py::arg("image"), py::arg("bgr") = false,
              "(sigma, confidence, timings) of an image (uint8 / uint16 / float32, (H, W) or (H, W, C)).")
         .def("estimate_from_probabilities", &PyEstimator::estimate_from_probabilities, py::arg("image"),
@@ -517,6 +548,11 @@ PYBIND11_MODULE(_native, m) {
         .def_property_readonly("classifier_name", &PyEstimator::classifier_name)
         .def_property_readonly("options", &PyEstimator::options);
     m.def("model_info", &model_info, py::arg("directory"));
+    m.def("stage_coarse_gate", &fd::stages::coarse_gate, py::arg("level"));
+    m.def("stage_coarse_region", &stage_coarse_region, py::arg("sigma"), py::arg("lo"), py::arg("factor"),
+          py::arg("margin"), py::arg("min_area") = fd::params::kCoarseMinArea);
+    m.def("stage_merge_coarse", &stage_merge_coarse, py::arg("sigma"), py::arg("confidence"), py::arg("coarse_sigma"),
+          py::arg("coarse_conf"), py::arg("lo"), py::arg("hi"), py::arg("conf_full") = fd::params::kCoarseConf);
     m.def("stage_luminance", &stage_luminance, py::arg("image"), py::arg("bgr") = false, py::arg("threads") = 0);
     m.def("gaussian_kernel1d", &fd::stages::gaussian_kernel1d, py::arg("sigma"));
     m.def("stage_gaussian_blur", &stage_gaussian_blur, py::arg("src"), py::arg("sigma"), py::arg("threads") = 0);

@@ -47,6 +47,7 @@ fastdefocus::EstimatorOptions to_options(const fastdefocus_options* c) {
     o.eps = c->eps;
     o.iterations = c->iterations;
     o.snap = c->snap;
+    o.coarse_levels = c->coarse_levels;
     o.batch_size = c->batch_size;
     o.threads = c->threads;
     o.max_pixels = c->max_pixels;
@@ -67,6 +68,7 @@ void fastdefocus_options_init(fastdefocus_options* options) {
     options->eps = o.eps;
     options->iterations = o.iterations;
     options->snap = o.snap;
+    options->coarse_levels = o.coarse_levels;
     options->batch_size = o.batch_size;
     options->threads = o.threads;
     options->max_pixels = o.max_pixels;

@@ -54,6 +54,9 @@ EstimatorOptions validated_options(const EstimatorOptions& options, const ModelI
     require_finite("eps", o.eps, 0.0, false);
     if (o.iterations < 0) throw std::invalid_argument("iterations must be >= 0, got " + std::to_string(o.iterations));
     if (o.snap < 0) throw std::invalid_argument("snap must be >= 0, got " + std::to_string(o.snap));
+    if (o.coarse_levels < 0 || o.coarse_levels > kMaxCoarseLevels)
+        throw std::invalid_argument("coarse_levels must be in [0, " + std::to_string(kMaxCoarseLevels) + "], got " +
+                                    std::to_string(o.coarse_levels));
     if (o.batch_size < 1) throw std::invalid_argument("batch_size must be >= 1, got " + std::to_string(o.batch_size));
     if (o.threads < 0) throw std::invalid_argument("threads must be >= 0, got " + std::to_string(o.threads));
     if (o.max_pixels < -1)
@@ -72,6 +75,8 @@ struct Estimator::Impl {
     std::shared_ptr<Classifier> classifier;
 
     Result run(const ImageView& image, const float* given, int64_t given_n, int64_t given_levels);
+    // The coarse levels (stages/coarse.py raise_with_coarse_levels) on a finished map.
+    int raise_with_coarse_levels(Result& result, const std::vector<float>& lum);
 };
 
 namespace {
@@ -268,8 +273,57 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
     // ---- snap (within [local min, local max] of the clipped map: stays clipped)
     if (o.snap > 0) stages::snap_boundaries(result.sigma.data(), lum.data(), h, w, o.snap, result.sigma.data(), threads);
     result.timings.snap = seconds_since(t5);
+
+    // ---- coarse levels (only where the map saturates)
+    const auto t6 = clock::now();
+    if (o.coarse_levels > 0) result.coarse_levels_run = raise_with_coarse_levels(result, lum);
+    result.sigma_max = model.sigma_max() * static_cast<double>(int64_t{1} << o.coarse_levels);
+    result.timings.coarse = seconds_since(t6);
     result.timings.total = seconds_since(t0);
     return result;
+}
+
+int Estimator::Impl::raise_with_coarse_levels(Result& result, const std::vector<float>& lum) {
+    const int64_t h = result.height, w = result.width, p = model.patch_size;
+    Impl level;  // the estimator at the coarse scale: no snap, pre-filter or levels of its own
+    level.model = model;
+    level.options = options;
+    level.options.snap = 0;
+    level.options.sigma0 = 0.0;
+    level.options.coarse_levels = 0;
+    level.options.max_pixels = 0;
+    level.classifier = classifier;
+    int ran = 0;
+    for (int L = 1; L <= options.coarse_levels; ++L) {
+        const int64_t f = int64_t{1} << L;
+        const std::array<double, 2> g = stages::coarse_gate(L);
+        const stages::CoarseRegion r = stages::coarse_region(result.sigma.data(), h, w, g[0], f, p * f);
+        if (r.empty()) break;
+        const int64_t rh = r.y1 - r.y0, rw = r.x1 - r.x0;
+        const int64_t ph = (rh + f - 1) / f * f, pw = (rw + f - 1) / f * f;
+        std::vector<float> crop(static_cast<std::size_t>(rh * rw));
+        for (int64_t y = 0; y < rh; ++y)
+            std::copy_n(lum.data() + (r.y0 + y) * w + r.x0, rw, crop.data() + y * rw);
+        std::vector<float> padded(static_cast<std::size_t>(ph * pw));
+        stages::pad_reflect(crop.data(), rh, rw, padded.data(), ph, pw);
+        std::vector<float> small(static_cast<std::size_t>((ph / f) * (pw / f)));
+        stages::resize_area(padded.data(), ph, pw, small.data(), ph / f, pw / f, options.threads);
+        ImageView view;
+        view.data = small.data();
+        view.height = ph / f;
+        view.width = pw / f;
+        view.channels = 1;
+        view.type = PixelType::f32;
+        const Result coarse = level.run(view, nullptr, 0, 0);
+        std::vector<float> up_sigma(static_cast<std::size_t>(ph * pw)), up_conf(up_sigma.size());
+        stages::resize_linear(coarse.sigma.data(), ph / f, pw / f, up_sigma.data(), ph, pw, options.threads);
+        stages::resize_linear(coarse.confidence.data(), ph / f, pw / f, up_conf.data(), ph, pw, options.threads);
+        const int64_t offset = r.y0 * w + r.x0;
+        stages::merge_coarse(result.sigma.data() + offset, result.confidence.data() + offset, w, rh, rw,
+                             up_sigma.data(), up_conf.data(), pw, static_cast<float>(f), g[0], g[1]);
+        ++ran;
+    }
+    return ran;
 }
 
 }  // namespace fastdefocus

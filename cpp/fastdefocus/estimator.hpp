@@ -67,6 +67,11 @@ struct EstimatorOptions {
     double eps = params::kDefaultEps;               // its regularisation (luminance^2), > 0
     int iterations = params::kDefaultIterations;    // guided-filter passes, 0: bilinear only
     int snap = params::kDefaultSnap;                // boundary snap half-width (px), 0: off
+    // Coarse levels for blur past the classifier's top level (each halves the image and
+    // doubles the range; 2: to about 26 px), run only where the finer map saturates; 0: off.
+    // They classify patches of the shrunk image, so estimate_with_probabilities needs the
+    // estimator's classifier when one runs.
+    int coarse_levels = params::kDefaultCoarseLevels;
     int batch_size = params::kDefaultBatchSize;     // patches per classifier call
     int threads = 0;                                // 0: default_threads() (filters.hpp)
     std::string model_path;                         // folder of blur_classifier.json; empty:
@@ -79,14 +84,15 @@ struct EstimatorOptions {
 
 // Per-stage wall times, in seconds.
 struct Timings {
-    double ingest = 0, patches = 0, classify = 0, splat = 0, refine = 0, snap = 0, total = 0;
+    double ingest = 0, patches = 0, classify = 0, splat = 0, refine = 0, snap = 0, coarse = 0, total = 0;
 };
 
 struct Result {
     std::int64_t height = 0, width = 0;
     std::vector<float> sigma;       // height * width, row-major: blur sigma in px, in [0, sigma_max]
     std::vector<float> confidence;  // height * width, in [0, 1]
-    double sigma_max = 0;           // the largest sigma the model reports
+    double sigma_max = 0;           // the largest sigma reported: the model's, x 2^coarse_levels
+    int coarse_levels_run = 0;      // coarse levels that ran on this image (0: none was needed)
     Timings timings;
 };
 
@@ -110,6 +116,9 @@ struct ModelInfo {
     std::string opencv_onnx_path;
     double sigma_max() const { return calibration.empty() ? 0.0 : calibration.back()[1]; }
 };
+
+// The largest coarse_levels accepted (Python's config.MAX_COARSE_LEVELS).
+inline constexpr int kMaxCoarseLevels = 4;
 
 // Reads <directory>/blur_classifier.json (levels, input.patch_size, input.std_floor,
 // calibration.knots, data.flat_std, files.onnx).  Throws ModelError.

@@ -12,6 +12,9 @@ namespace fastdefocus {
 namespace params {
 
 inline constexpr double kAgreementTau = 0.2;  // _params.AGREEMENT_TAU
+inline constexpr double kCoarseConf = 0.4;  // _params.COARSE_CONF
+inline constexpr double kCoarseGate[2] = {4.0, 5.0};  // _params.COARSE_GATE
+inline constexpr int kCoarseMinArea = 1024;  // _params.COARSE_MIN_AREA
 inline constexpr double kFlatStd = 0.02;  // _params.FLAT_STD
 inline constexpr double kInFocusSigma = 1.0;  // _params.IN_FOCUS_SIGMA
 inline constexpr double kLiftExpMax = 80.0;  // _params.LIFT_EXP_MAX
@@ -37,6 +40,7 @@ inline constexpr double kDefaultRadius = 4.0;  // EstimatorConfig.radius
 inline constexpr double kDefaultEps = 0.001;  // EstimatorConfig.eps
 inline constexpr int kDefaultIterations = 1;  // EstimatorConfig.iterations
 inline constexpr int kDefaultSnap = 10;  // EstimatorConfig.snap
+inline constexpr int kDefaultCoarseLevels = 2;  // EstimatorConfig.coarse_levels
 inline constexpr int kDefaultBatchSize = 1024;  // EstimatorConfig.batch_size
 inline constexpr int kDefaultThreads = 0;  // EstimatorConfig.threads
 inline constexpr std::int64_t kMemoryBudget = 8589934592LL;  // estimator.MEMORY_BUDGET

@@ -122,5 +122,26 @@ void snap_boundaries(const float* sigma, const float* luminance, std::int64_t h,
 void min_max_filter(const float* src, std::int64_t h, std::int64_t w, std::int64_t radius, float* lo,
                     float* hi, int threads = 0);
 
+// ---------------------------------------------------------------- coarse levels (stages/coarse.py)
+
+// (start, full) of level `level`'s saturation gate (coarse.py gate), px of the input.
+std::array<double, 2> coarse_gate(int level);
+
+// The rows [y0, y1) and columns [x0, x1) a coarse level of shrink `factor` works on
+// (coarse.py coarse_region); empty() when fewer than min_area pixels of sigma exceed lo.
+struct CoarseRegion {
+    std::int64_t y0 = 0, y1 = 0, x0 = 0, x1 = 0;
+    bool empty() const { return y1 <= y0 || x1 <= x0; }
+};
+CoarseRegion coarse_region(const float* sigma, std::int64_t h, std::int64_t w, double lo, std::int64_t factor,
+                           std::int64_t margin, std::int64_t min_area = params::kCoarseMinArea);
+
+// coarse.py merge on an rh x rw region: sigma and confidence rows row_stride apart, the
+// coarse maps coarse_stride apart; the coarse sigma is multiplied by `scale` (the shrink
+// factor) and its confidence clipped to [0, 1] as they are read.
+void merge_coarse(float* sigma, float* confidence, std::int64_t row_stride, std::int64_t rh, std::int64_t rw,
+                  const float* coarse_sigma, const float* coarse_conf, std::int64_t coarse_stride, float scale,
+                  double lo, double hi, double conf_full = params::kCoarseConf);
+
 }  // namespace stages
 }  // namespace fastdefocus

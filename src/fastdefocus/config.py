@@ -21,6 +21,8 @@ CPU_BACKENDS = ("auto", "onnxruntime", "torch")
 #: ... and on a CUDA device, best first ("cpu" there: ONNX Runtime on the host).
 GPU_BACKENDS = ("tensorrt", "compile", "eager", "cpu")
 BACKENDS = CPU_BACKENDS + GPU_BACKENDS
+#: Most coarse levels (each halves the image: 4 reads blur to about 100 px).
+MAX_COARSE_LEVELS = 4
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,9 @@ class EstimatorConfig:
         "help": "weighted guided-filter passes on the working grid (0: bilinear interpolation only)"})
     snap: int = field(default=SNAP_RADIUS, metadata={
         "help": "boundary snap half-width in px (0: off)"})
+    coarse_levels: int = field(default=2, metadata={
+        "help": "coarse levels for blur past the classifier's 6 px: each halves the image and doubles the "
+                "range (1: to 13 px, 2: to 26 px), run only where the finer map saturates (0: off)"})
     batch_size: int = field(default=1024, metadata={"help": "patches per classifier call"})
     threads: int = field(default=0, metadata={
         "help": "CPU threads of ONNX Runtime and of the native stages together (0: the cores this "
@@ -73,6 +78,8 @@ class EstimatorConfig:
         set_(self, "eps", check_float("eps", self.eps, 0.0, inclusive=False))
         set_(self, "iterations", check_int("iterations", self.iterations, 0))
         set_(self, "snap", check_int("snap", self.snap, 0))
+        set_(self, "coarse_levels", check_int("coarse_levels", self.coarse_levels, 0,
+                                              range(MAX_COARSE_LEVELS + 1)))
         set_(self, "batch_size", check_int("batch_size", self.batch_size, 1))
         set_(self, "threads", check_int("threads", self.threads, 0))
         if self.weights is not None:

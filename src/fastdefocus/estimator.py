@@ -109,7 +109,7 @@ class DefocusEstimator:
     run a :meth:`stream` on a CUDA estimator while another thread estimates with it.
     """
 
-    def __init__(self, config: EstimatorConfig | None = None, **options):
+    def __init__(self, config: EstimatorConfig | None = None, *, _classifier=None, **options):
         if config is None:
             config = EstimatorConfig(**options)
         elif not isinstance(config, EstimatorConfig):
@@ -131,8 +131,11 @@ class DefocusEstimator:
         self.config = config
         self.stride, self.sigma0, self.radius, self.eps = config.stride, config.sigma0, config.radius, config.eps
         self.iterations, self.snap, self.batch_size = config.iterations, config.snap, config.batch_size
+        self.coarse_levels = config.coarse_levels
+        self._level = None  # the estimator of the coarse levels (made on first use)
         self.max_pixels, self.threads = config.max_pixels, config.threads
-        self.flat_std, self.sigma_max = self.info.flat_std, self.info.sigma_max
+        #: the largest sigma reported: the model's top level's, doubled by each coarse level
+        self.flat_std, self.sigma_max = self.info.flat_std, self.info.sigma_max * 2 ** self.coarse_levels
         self._gpu = None
         self._gpu_lock = threading.Lock()  # the CUDA pipeline's buffers are shared between calls
         if device == "cuda":
@@ -143,15 +146,25 @@ class DefocusEstimator:
             self._gpu = GpuPipeline(self.config, self.info, backend={"torch": "eager"}.get(backend, backend))
             self.classifier = None
         else:
-            self.classifier = PatchClassifier(self.info, device="cpu", backend=backend,
-                                              batch_size=self.batch_size, threads=self.threads)
+            self.classifier = _classifier if _classifier is not None else PatchClassifier(
+                self.info, device="cpu", backend=backend, batch_size=self.batch_size, threads=self.threads)
             # every stage but the classifier runs in the native C++ pipeline (cpp/estimator.cpp, the
             # same as C++ users get); it is fed the probabilities the runtime above computes
             from fastdefocus import _native
             self._native = _native.Estimator(str(self.info.onnx_path.parent), stride=self.stride,
                                              sigma0=self.sigma0, radius=self.radius, eps=self.eps,
                                              iterations=self.iterations, snap=self.snap,
-                                             batch_size=self.batch_size, threads=self.threads, max_pixels=-1)
+                                             batch_size=self.batch_size, threads=self.threads, max_pixels=-1,
+                                             coarse_levels=self.coarse_levels,
+                                             classifier=self.classifier.probabilities)
+
+    def level_estimator(self) -> "DefocusEstimator":
+        """The estimator that the coarse levels run at their scale: these options without the
+        boundary snap, the pre-filter and coarse levels of its own, sharing this one's classifier."""
+        if self._level is None:
+            config = self.config.replace(sigma0=0.0, snap=0, coarse_levels=0, max_pixels=None)
+            self._level = DefocusEstimator(config, _classifier=self.classifier)
+        return self._level
 
     @property
     def backend(self) -> str:
@@ -200,7 +213,7 @@ class DefocusEstimator:
         lum, _, _, probs, timings, t0 = classify_patches(self, image, channel_order=channel_order)
         sigma, confidence, native = self._native.estimate_from_probabilities(lum, probs)
         timings["patches"] += native["patches"]  # extraction in classify_patches, statistics in C++
-        for stage in ("splat", "refine", "snap"):
+        for stage in ("splat", "refine", "snap", "coarse"):
             timings[stage] = native[stage]
         timings["total"] = time.perf_counter() - t0
         return DefocusResult(sigma=sigma, confidence=confidence, sigma_max=self.sigma_max, timings=timings)

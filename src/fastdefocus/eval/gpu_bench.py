@@ -276,7 +276,7 @@ def time_kernels(est, shape, repeats=None):
         if est.iterations == 0:
             timed("refine", lambda: None)
             timed("upsample", lambda: refine.upsample_apply(b.zero_cells, b.cell_sigma, b.lum, b.cell_conf,
-                                                            geo.full, est.sigma_max, sigma_out=sigma,
+                                                            geo.full, est.info.sigma_max, sigma_out=sigma,
                                                             conf_out=conf, stream=stream))
             continue
         r_work = max(1, int(round(est.radius / geo.scale)))
@@ -292,7 +292,7 @@ def time_kernels(est, shape, repeats=None):
                                                           out=(b.coef_a, b.coef_b), stream=stream,
                                                           work=b.work_up),
                                    refine.upsample_apply(b.coef_a, b.coef_b, b.lum, b.cell_conf, geo.full,
-                                                         est.sigma_max, sigma_out=sigma, conf_out=conf,
+                                                         est.info.sigma_max, sigma_out=sigma, conf_out=conf,
                                                          stream=stream)))
         if est.snap:
             timed("snap", lambda: snap.snap_boundaries(sigma, b.lum, est.snap, out=snapped, work=b.snap_work,

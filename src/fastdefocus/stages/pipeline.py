@@ -12,6 +12,7 @@ from fastdefocus._params import SPLAT_LIFT
 from fastdefocus._validate import check_channel_order, check_pixel_count
 from fastdefocus.blur import gaussian_blur
 from fastdefocus.stages.classify import apply_calibration, confidence_from_probs, expected_sigma_raw
+from fastdefocus.stages.coarse import raise_with_coarse_levels
 from fastdefocus.stages.filters import extract_patches
 from fastdefocus.stages.ingest import to_luminance
 from fastdefocus.stages.refine import pad_to, refine, resize
@@ -80,12 +81,18 @@ def estimate_numpy(est, image, *, channel_order: str = "rgb"):
     dense = refine(cell_sigma, cell_weight, guide, s, est.radius, est.eps, est.iterations,
                    threads=est.threads)
     dense_conf = np.clip(resize(cell_conf.astype(np.float32), padded_h, padded_w), 0.0, 1.0)
-    sigma = np.ascontiguousarray(np.clip(dense[:h, :w], 0.0, est.sigma_max))
+    sigma = np.ascontiguousarray(np.clip(dense[:h, :w], 0.0, est.info.sigma_max))
     confidence = np.ascontiguousarray(dense_conf[:h, :w])
     t5 = time.perf_counter()
     timings["refine"] = t5 - t4
     if est.snap:  # within [local min, local max] of the clipped map: stays clipped
         sigma = snap_boundaries(sigma, lum, est.snap)
-    timings["snap"] = time.perf_counter() - t5
+    t6 = time.perf_counter()
+    timings["snap"] = t6 - t5
+    if est.coarse_levels:
+        level = est.level_estimator()
+        raise_with_coarse_levels(sigma, confidence, lum, est.coarse_levels, p,
+                                 lambda small: estimate_numpy(level, small)[:2])
+    timings["coarse"] = time.perf_counter() - t6
     timings["total"] = time.perf_counter() - t0
     return sigma, confidence, timings
