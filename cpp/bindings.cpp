@@ -267,7 +267,9 @@ class PyEstimator {
         const auto g = est_->patch_grid(h, w);
         return py::make_tuple(g[0], g[1]);
     }
-    double sigma_max() const { return est_->model().sigma_max(); }
+    double sigma_max() const {  // the range: the model's, doubled by each coarse level (Result::sigma_max)
+        return est_->model().sigma_max() * static_cast<double>(int64_t{1} << est_->options().coarse_levels);
+    }
     std::string classifier_name() const { return est_->classifier_name(); }
     py::dict options() const {
         const fd::EstimatorOptions& o = est_->options();

@@ -33,6 +33,7 @@ inline constexpr int kSnapReferenceMargin = 4;  // _params.SNAP_REFERENCE_MARGIN
 inline constexpr double kSplatLift = 1.0;  // _params.SPLAT_LIFT
 inline constexpr double kUpsampleEps = 0.01;  // _params.UPSAMPLE_EPS
 inline constexpr double kUpsampleRadius = 4.0;  // _params.UPSAMPLE_RADIUS
+inline constexpr double kViewSigmaMax = 16.0;  // _params.VIEW_SIGMA_MAX
 inline constexpr double kWeightFloor = 1e-06;  // _params.WEIGHT_FLOOR
 inline constexpr int kDefaultStride = 8;  // EstimatorConfig.stride
 inline constexpr double kDefaultSigma0 = 0.0;  // EstimatorConfig.sigma0

@@ -11,6 +11,12 @@ from __future__ import annotations
 #: Rec. 601 luma weights of R, G, B (the luminance every stage works on).
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
+#: The fixed scale (px) of the map's pictures (``DefocusResult.normalized``, ``colorize``, the colour
+#: bars of the command line): the estimator's range, at most this much. With the default two
+#: coarse levels the range is 26 px and the pictures show 0-16 px, which covers the blur that
+#: phones and DSLRs give backgrounds at full resolution and keeps 1-6 px apart.
+VIEW_SIGMA_MAX = 16.0
+
 #: A pixel counts as in focus at sigma <= this many px: ``DefocusResult.in_focus()`` and
 #: ``summary()["in_focus_fraction"]``, the batch job's ``in_focus_fraction`` column and the
 #: centre of the DBD in-focus score (:func:`fastdefocus.metrics.defocus.in_focus_score`).

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from fastdefocus._params import IN_FOCUS_SIGMA
+from fastdefocus._params import IN_FOCUS_SIGMA, VIEW_SIGMA_MAX
 
 #: The keys of :meth:`DefocusResult.summary`, in order: the per-image columns of
 #: ``fastdefocus estimate --summary`` (which adds ``path``, ``ms`` and ``error``).
@@ -24,7 +24,8 @@ class DefocusResult:
     confidence : float32 (H, W)
         How much to trust ``sigma`` at each pixel, in [0, 1] (low on flat, textureless areas).
     sigma_max : float
-        The largest sigma the model can report (its top level's bin edge), for fixed-scale views.
+        The largest sigma the estimator can report: the model's top level's bin edge (6.49 px),
+        doubled by each coarse level (26 px with the default two).
     timings : dict
         Seconds spent in each stage.
     """
@@ -37,10 +38,16 @@ class DefocusResult:
     def shape(self):
         return self.sigma.shape
 
+    @property
+    def scale(self) -> float:
+        """The fixed scale (px) of the views: ``sigma_max``, at most 16 px
+        (:data:`fastdefocus._params.VIEW_SIGMA_MAX`), so maps of different images compare."""
+        return float(min(self.sigma_max, VIEW_SIGMA_MAX))
+
     def normalized(self, vmax: float | None = None) -> np.ndarray:
-        """sigma / vmax clipped to [0, 1] (float32); ``vmax`` defaults to the model's range,
+        """sigma / vmax clipped to [0, 1] (float32); ``vmax`` defaults to :attr:`scale`,
         a fixed scale, so maps of different images stay comparable."""
-        vmax = self.sigma_max if vmax is None else float(vmax)
+        vmax = self.scale if vmax is None else float(vmax)
         if not vmax > 0:
             raise ValueError(f"vmax must be > 0, got {vmax}")
         return np.clip(self.sigma / vmax, 0.0, 1.0).astype(np.float32)

@@ -35,8 +35,9 @@ def diff_stats(a, b) -> dict:
 @pytest.mark.parametrize("sigma0", [0.0, 0.5])
 def test_cpp_pipeline_matches_python_given_its_probabilities(native, weights_dir, python_estimate, scene, stride,
                                                              snap, sigma0):
-    result, probs = python_estimate(scene, stride=stride, snap=snap, sigma0=sigma0)
-    est = native.Estimator(weights_dir, stride=stride, snap=snap, sigma0=sigma0)
+    # the given probabilities are the fine level's: coarse levels would classify more patches
+    result, probs = python_estimate(scene, stride=stride, snap=snap, sigma0=sigma0, coarse_levels=0)
+    est = native.Estimator(weights_dir, stride=stride, snap=snap, sigma0=sigma0, coarse_levels=0)
     assert probs.shape[0] == int(np.prod(est.patch_grid(*scene.shape[:2])))
     sigma, confidence, timings = est.estimate_from_probabilities(scene, probs)
     assert sigma.shape == confidence.shape == scene.shape[:2]
@@ -45,7 +46,8 @@ def test_cpp_pipeline_matches_python_given_its_probabilities(native, weights_dir
     assert stats["max"] <= 0.01, stats
     assert diff_stats(confidence, result.confidence)["max"] <= 1e-4
     assert 0.0 <= sigma.min() and sigma.max() <= est.sigma_max == result.sigma_max
-    assert set(timings) == {"ingest", "patches", "classify", "splat", "refine", "snap", "total"}
+    assert set(timings) == {"ingest", "patches", "classify", "splat", "refine", "snap", "coarse",
+                            "total"}
     assert timings["classify"] == 0.0
 
 
@@ -65,15 +67,16 @@ def test_cpp_pipeline_matches_python_on_other_layouts(native, weights_dir, pytho
         big = np.zeros((96, 256, 3), np.uint8)
         big[:, ::2] = image
         py_image = cpp_image = big[:, ::2]; bgr = False
-    result, probs = python_estimate(py_image)
-    sigma, confidence, _ = native.Estimator(weights_dir).estimate_from_probabilities(cpp_image, probs, bgr=bgr)
+    result, probs = python_estimate(py_image, coarse_levels=0)
+    sigma, confidence, _ = native.Estimator(weights_dir, coarse_levels=0).estimate_from_probabilities(
+        cpp_image, probs, bgr=bgr)
     assert diff_stats(sigma, result.sigma)["max"] <= 0.01
 
 
 def test_cpp_with_a_python_classifier_matches_python(native, weights_dir, python_estimate, scene):
     """A user-supplied classifier (here the Python estimator's ONNX Runtime session) plugs into
     the C++ pipeline; it gets exactly the patches Python classifies."""
-    result, _ = python_estimate(scene)
+    result, _ = python_estimate(scene, coarse_levels=0)
     import fastdefocus
 
     runtime = fastdefocus.DefocusEstimator(device="cpu").classifier
@@ -84,12 +87,50 @@ def test_cpp_with_a_python_classifier_matches_python(native, weights_dir, python
         seen.append(len(patches))
         return runtime.probabilities(patches)
 
-    est = native.Estimator(weights_dir, classifier=classify, batch_size=100)
+    est = native.Estimator(weights_dir, classifier=classify, batch_size=100, coarse_levels=0)
     sigma, _, timings = est.estimate(scene)
     assert est.classifier_name == "python"
     assert sum(seen) == int(np.prod(est.patch_grid(*scene.shape[:2])))
     assert max(seen) <= 100
     assert diff_stats(sigma, result.sigma)["max"] <= 0.01
+
+
+def test_cpp_coarse_levels_match_python(native, weights_dir, python_estimate):
+    """Blur past the classifier's top level: the C++ coarse levels (classifying the shrunk image
+    through the classifier given) give the NumPy reference's map; a sharp image runs none."""
+    import fastdefocus
+    from fastdefocus.blur import gaussian_blur
+    from fastdefocus.scenes import dead_leaves
+
+    sharp = dead_leaves(np.random.default_rng(11), 224)[:200].astype(np.float32)
+    image = sharp.copy()
+    image[:, 100:] = gaussian_blur(sharp, 11.0)[:, 100:]
+    runtime = fastdefocus.DefocusEstimator(device="cpu").classifier
+    seen = []
+
+    def classify(patches):
+        seen.append(len(patches))
+        return runtime.probabilities(patches)
+
+    est = native.Estimator(weights_dir, classifier=classify)
+    assert est.sigma_max == pytest.approx(4 * native.Estimator(weights_dir, coarse_levels=0).sigma_max)
+    sigma, confidence, timings = est.estimate(image)
+    result, _ = python_estimate(image)
+    assert np.median(result.sigma[:, 140:]) > 7.5
+    assert sum(seen) > int(np.prod(est.patch_grid(*image.shape)))  # the coarse levels classified more
+    assert diff_stats(sigma, result.sigma)["max"] <= 0.01
+    assert diff_stats(confidence, result.confidence)["max"] <= 1e-4
+    assert timings["coarse"] > 0
+    seen.clear()
+    est.estimate(sharp)
+    assert sum(seen) == int(np.prod(est.patch_grid(*sharp.shape)))
+    from fastdefocus.stages.filters import extract_patches
+
+    probs = runtime.probabilities(extract_patches(image, 32, 8, normalize=True)[0])
+    with pytest.raises(ValueError, match="coarse_levels=0"):  # no classifier for the coarse levels
+        native.Estimator(weights_dir).estimate_from_probabilities(image, probs)
+    with pytest.raises(ValueError, match="coarse_levels"):
+        native.Estimator(weights_dir, coarse_levels=5)
 
 
 def test_classifier_errors_are_reported(native, weights_dir, scene):

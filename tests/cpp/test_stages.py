@@ -192,3 +192,25 @@ def test_pixel_limit(native, weights_dir):
     from fastdefocus.estimator import default_max_pixels
 
     assert native.Estimator(weights_dir, stride=4).options["max_pixels"] == default_max_pixels(32, 4)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_coarse_stages_match_numpy(native, seed):
+    from fastdefocus.stages.coarse import coarse_region, gate, merge
+
+    rng = np.random.default_rng(seed)
+    h, w = 90 + seed, 130 - seed
+    sigma = rng.uniform(0.0, 7.0, (h, w)).astype(np.float32)
+    sigma[: 20 * seed] = 0.0
+    for level in (1, 2, 3):
+        assert native.stage_coarse_gate(level) == pytest.approx(gate(level), abs=0)
+        lo = gate(level)[0]
+        for margin, area in [(0, 1), (32, 1024), (200, 10 ** 6)]:
+            assert native.stage_coarse_region(sigma, lo, 2 ** level, margin, area) == \
+                coarse_region(sigma, lo, 2 ** level, margin, area)
+    conf, coarse, cconf = (rng.uniform(0, s, (h, w)).astype(np.float32) for s in (1.0, 14.0, 1.2))
+    s, c = sigma.copy(), conf.copy()
+    merge(s, c, coarse, np.clip(cconf, 0, 1), *gate(1))
+    got_s, got_c = native.stage_merge_coarse(sigma, conf, coarse, cconf, *gate(1))
+    np.testing.assert_allclose(got_s, s, atol=1e-6)
+    np.testing.assert_allclose(got_c, c, atol=1e-6)

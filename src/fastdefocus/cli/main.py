@@ -145,10 +145,10 @@ def _encode_result(outputs: dict, image, result) -> dict:
     if "color" in outputs or "side" in outputs:
         color = result.colorize()
         if "color" in outputs:
-            files[outputs["color"]] = encode_image(with_colour_scale(color, result.sigma_max), ".png")
+            files[outputs["color"]] = encode_image(with_colour_scale(color, result.scale), ".png")
         if "side" in outputs:
             side = _side_by_side(_as_rgb8(image), color)
-            files[outputs["side"]] = encode_image(with_colour_scale(side, result.sigma_max), ".png")
+            files[outputs["side"]] = encode_image(with_colour_scale(side, result.scale), ".png")
     return files
 
 

@@ -36,7 +36,9 @@ from fastdefocus.eval._common import emit_report, run_info
 
 SIZES = {"640x480": (480, 640), "1920x1080": (1080, 1920)}
 GF_RADIUS, GF_EPS = 16, 1e-3
-STAGES = ("ingest", "patches", "classify", "splat", "refine")
+STAGES = ("ingest", "patches", "classify", "splat", "refine", "coarse")
+#: The uniform blur (Gaussian sigma, px) of the coarse-level timing's blurred frame.
+COARSE_BLUR = 12.0
 
 
 def make_frame(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -117,6 +119,41 @@ def measure(kind: str, frame_path: str, stride: int, repeats: int, loop_patches:
             out["backend"] = f"{est.backend}, batch of 1"
     out["peak_rss"] = _rss_peak()
     out["peak_above_idle"] = max(out["peak_rss"] - idle, 0)
+    return out
+
+
+def measure_coarse(size: str, stride: int, repeats: int) -> dict:
+    """What the coarse levels cost (meant for a fresh process): the default estimator and one with
+    ``coarse_levels=0``, best of ``repeats`` each, interleaved, on a sharp textured frame (no coarse
+    level should run) and on the same frame blurred uniformly by a Gaussian of COARSE_BLUR px
+    (both levels run on the whole frame)."""
+    import cv2
+
+    import fastdefocus
+    from fastdefocus.blur import gaussian_blur
+    from fastdefocus.scenes import dead_leaves
+
+    h, w = SIZES[size]
+    leaves = dead_leaves(np.random.default_rng(1), size=max(h, w), colour=True)[:h, :w]
+    sharp = np.clip(leaves * 255 + 0.5, 0, 255).astype(np.uint8)
+    blurred = np.clip(cv2.merge([gaussian_blur(np.ascontiguousarray(leaves[..., c], np.float32), COARSE_BLUR)
+                                 for c in range(3)]) * 255 + 0.5, 0, 255).astype(np.uint8)
+    on = fastdefocus.DefocusEstimator(stride=stride, device="cpu")
+    off = fastdefocus.DefocusEstimator(stride=stride, device="cpu", coarse_levels=0, _classifier=on.classifier)
+    out = {"size": size, "stride": stride, "coarse_levels": on.coarse_levels, "blur": COARSE_BLUR}
+    for name, frame in (("sharp", sharp), ("blurred", blurred)):
+        best = {"on": float("inf"), "off": float("inf")}
+        for est in (on, off):
+            est.estimate(frame)  # warm-up
+        for _ in range(max(1, repeats)):
+            for key, est in (("on", on), ("off", off)):
+                t0 = time.perf_counter()
+                result = est.estimate(frame)
+                best[key] = min(best[key], time.perf_counter() - t0)
+                if key == "on":
+                    median = float(np.median(result.sigma))
+        out[name] = {"seconds_on": best["on"], "seconds_off": best["off"], "ratio": best["on"] / best["off"],
+                     "median_sigma": median}
     return out
 
 
@@ -254,6 +291,10 @@ def run_speed(options: dict) -> dict:
                                             options["loop_patches"])
                     row["size"] = size
                     report["rows"].append(row)
+            stride = 8 if 8 in options["strides"] else options["strides"][0]
+            print(f"[speed] {size} stride {stride} coarse levels", file=sys.stderr, flush=True)
+            report.setdefault("coarse", []).append(_in_fresh_process(measure_coarse, size, stride,
+                                                                     options["repeats"]))
     if options.get("gpu") and gpu_present():
         report["gpu"] = run_gpu_bench()
     return report
@@ -268,8 +309,8 @@ def speed_markdown(report: dict) -> str:
     names = {"ours": "fastdefocus", "torch": "fastdefocus, eager torch batches",
              "loop": "official structure, one patch at a time"}
     lines = ["| frame | stride | pipeline | classifier | patches | total ms | ingest | patches | classify | splat "
-             "| refine | patches/s | peak RSS MiB (above idle) |",
-             "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| refine | coarse | patches/s | peak RSS MiB (above idle) |",
+             "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         st = r["stages"]
         total = f"{1000 * r['seconds']:.0f}"
@@ -277,7 +318,8 @@ def speed_markdown(report: dict) -> str:
             total += f" (est.: {r['timed_patches']} patches timed)"
         lines.append(f"| {r['size']} | {r['stride']} | {names[r['kind']]} | {r['backend']} | {r['patches']} | "
                      f"{total} | {_ms(st.get('ingest'))} | {_ms(st.get('patches'))} | {_ms(st.get('classify'))} | "
-                     f"{_ms(st.get('splat'))} | {_ms(st.get('refine'))} | {r['patches'] / r['seconds']:.0f} | "
+                     f"{_ms(st.get('splat'))} | {_ms(st.get('refine'))} | {_ms(st.get('coarse'))} | "
+                     f"{r['patches'] / r['seconds']:.0f} | "
                      f"{r['peak_rss'] / 2**20:.0f} ({r['peak_above_idle'] / 2**20:.0f}) |")
     lines.append("")
     by = {(r["size"], r["stride"], r["kind"]): r for r in rows}
@@ -290,6 +332,16 @@ def speed_markdown(report: dict) -> str:
                 parts.append(f"{by[(size, stride, other)]['seconds'] / r['seconds']:.1f}x faster than {label}")
         if parts:
             lines.append(f"- {size}, stride {stride}: fastdefocus is {' and '.join(parts)}")
+    if report.get("coarse"):
+        lines.append("\nCoarse levels (blur past 6 px): the default estimator against `coarse_levels=0`, same run, "
+                     "best of each, interleaved:\n")
+        lines.append("| frame | stride | image | median sigma px | ms, coarse levels on | ms, off | on / off |\n"
+                     "|---|---:|---|---:|---:|---:|---:|")
+        for c in report["coarse"]:
+            for name, label in (("sharp", "sharp texture"), ("blurred", f"Gaussian {c['blur']:g} px everywhere")):
+                m = c[name]
+                lines.append(f"| {c['size']} | {c['stride']} | {label} | {m['median_sigma']:.2f} | "
+                             f"{1000 * m['seconds_on']:.0f} | {1000 * m['seconds_off']:.0f} | {m['ratio']:.2f} |")
     lines.append("\nGuided filter at full resolution (radius 16, eps 1e-3, float32, gray guide), best of "
                  f"{report['options']['repeats']} (reference: 1 run):\n")
     lines.append("| frame | native ms | cv2.ximgproc ms | NumPy reference ms | ximgproc / native | "

@@ -41,17 +41,30 @@ def coarse_region(sigma: np.ndarray, lo: float, factor: int, margin: int,
     """(y0, y1, x0, x1) that a coarse level of shrink ``factor`` works on: the bounding box of
     the pixels with sigma > ``lo`` widened by ``margin`` px and clipped to the image, its start
     aligned down to a multiple of ``factor``; None when fewer than ``min_area`` pixels are
-    past ``lo``."""
+    past ``lo`` (:func:`box_region` of their count and box)."""
     above = sigma > lo
-    if np.count_nonzero(above) < min_area:
+    count = int(np.count_nonzero(above))
+    if count == 0:
         return None
-    h, w = sigma.shape
     rows = np.flatnonzero(above.any(axis=1))
     cols = np.flatnonzero(above.any(axis=0))
-    y0 = max(0, int(rows[0]) - margin) // factor * factor
-    x0 = max(0, int(cols[0]) - margin) // factor * factor
-    y1 = min(h, int(rows[-1]) + 1 + margin)
-    x1 = min(w, int(cols[-1]) + 1 + margin)
+    box = (count, int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1]))
+    return box_region(box, sigma.shape, factor, margin, min_area)
+
+
+def box_region(box, shape, factor: int, margin: int,
+               min_area: int = COARSE_MIN_AREA) -> tuple[int, int, int, int] | None:
+    """The region rule of :func:`coarse_region` on ``box`` = (count, first row, last row, first
+    column, last column) of the pixels past the gate (what the GPU's reduction,
+    ``fastdefocus.kernels.coarse.region_box``, returns) in a map of ``shape`` (H, W)."""
+    count, row0, row1, col0, col1 = (int(v) for v in box)
+    if count < max(min_area, 1):
+        return None
+    h, w = shape
+    y0 = max(0, row0 - margin) // factor * factor
+    x0 = max(0, col0 - margin) // factor * factor
+    y1 = min(h, row1 + 1 + margin)
+    x1 = min(w, col1 + 1 + margin)
     return y0, y1, x0, x1
 
 
