@@ -4,7 +4,9 @@
 //               [--threads 0] [--model DIR]
 //
 // writes out_sigma.tiff (32-bit float, the blur sigma in px per pixel) and out_sigma.png
-// (viridis on [0, sigma_max], dark = sharp), and prints the stage times.
+// (viridis on the views' fixed scale, [0, min(sigma_max, 16)] px, dark = sharp), and prints the
+// stage times.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -20,7 +22,7 @@
 static int usage() {
     std::fprintf(stderr,
                  "usage: defocus_map IMAGE OUT_PREFIX [--stride N] [--sigma0 X] [--snap N] [--iterations N] "
-                 "[--threads N] [--model DIR]\n");
+                 "[--coarse-levels N] [--threads N] [--model DIR]\n");
     return 2;
 }
 
@@ -36,6 +38,7 @@ int main(int argc, char** argv) {
         else if (arg == "--sigma0") options.sigma0 = std::atof(value);
         else if (arg == "--snap") options.snap = std::atoi(value);
         else if (arg == "--iterations") options.iterations = std::atoi(value);
+        else if (arg == "--coarse-levels") options.coarse_levels = std::atoi(value);
         else if (arg == "--threads") options.threads = std::atoi(value);
         else if (arg == "--model") options.model_path = value;
         else return usage();
@@ -59,7 +62,8 @@ int main(int argc, char** argv) {
                             const_cast<float*>(r.sigma.data()));
         if (!cv::imwrite(prefix + "_sigma.tiff", sigma)) throw std::runtime_error("cannot write " + prefix + "_sigma.tiff");
         cv::Mat grey, colour;
-        sigma.convertTo(grey, CV_8U, 255.0 / r.sigma_max);  // rounded and saturated: [0, sigma_max] -> 0..255
+        const double scale = std::min(r.sigma_max, fastdefocus::params::kViewSigmaMax);  // Python's result.scale
+        sigma.convertTo(grey, CV_8U, 255.0 / scale);  // rounded and saturated: [0, scale] -> 0..255
         cv::applyColorMap(grey, colour, cv::COLORMAP_VIRIDIS);
         if (!cv::imwrite(prefix + "_sigma.png", colour)) throw std::runtime_error("cannot write " + prefix + "_sigma.png");
 
@@ -68,9 +72,10 @@ int main(int argc, char** argv) {
         std::printf("%s: %lld x %lld px, sigma in [0, %.2f] px, classifier %s\n", input.c_str(),
                     static_cast<long long>(r.width), static_cast<long long>(r.height), r.sigma_max,
                     estimator.classifier_name().c_str());
-        std::printf("ms: ingest %.1f, patches %.1f, classify %.1f, splat %.1f, refine %.1f, snap %.1f, total %.1f\n",
+        std::printf("ms: ingest %.1f, patches %.1f, classify %.1f, splat %.1f, refine %.1f, snap %.1f, "
+                    "coarse %.1f (%d level(s) ran), total %.1f\n",
                     1e3 * t.ingest, 1e3 * t.patches, 1e3 * t.classify, 1e3 * t.splat, 1e3 * t.refine, 1e3 * t.snap,
-                    1e3 * t.total);
+                    1e3 * t.coarse, r.coarse_levels_run, 1e3 * t.total);
         std::printf("wrote %s_sigma.tiff and %s_sigma.png\n", prefix.c_str(), prefix.c_str());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "defocus_map: %s\n", e.what());
