@@ -316,6 +316,30 @@ py::tuple stage_merge_coarse(const Array& sigma, const Array& confidence, const 
     return py::make_tuple(s, c);
 }
 
+// stages::TemporalFilter with NumPy maps: update(luminance, sigma, confidence) -> (sigma, confidence, cut)
+class PyTemporalFilter {
+  public:
+    py::tuple update(const Array& lum, const Array& sigma, const Array& confidence, int threads) {
+        require_2d(lum, "luminance");
+        require_same_shape(lum, sigma, "sigma");
+        require_same_shape(lum, confidence, "confidence");
+        const int64_t h = lum.shape(0), w = lum.shape(1);
+        Array s({h, w}), c({h, w});
+        bool cut;
+        {
+            py::gil_scoped_release release;
+            cut = f_.update(lum.data(), sigma.data(), confidence.data(), h, w, s.mutable_data(), c.mutable_data(),
+                            threads);
+        }
+        return py::make_tuple(s, c, cut);
+    }
+    void reset() { f_.reset(); }
+    int64_t frames() const { return f_.frames(); }
+
+  private:
+    fd::stages::TemporalFilter f_;
+};
+
 py::dict model_info(const std::string& dir) {
     const fd::ModelInfo m = fd::load_model_info(dir);
     py::dict d;
@@ -550,6 +574,13 @@ PYBIND11_MODULE(_native, m) {
         .def_property_readonly("classifier_name", &PyEstimator::classifier_name)
         .def_property_readonly("options", &PyEstimator::options);
     m.def("model_info", &model_info, py::arg("directory"));
+    py::class_<PyTemporalFilter>(m, "TemporalFilter")
+        .def(py::init<>())
+        .def("update", &PyTemporalFilter::update, py::arg("luminance"), py::arg("sigma"), py::arg("confidence"),
+             py::arg("threads") = 0,
+             "(sigma, confidence, cut) of one frame's map filtered with the stream so far (stages/temporal.py).")
+        .def("reset", &PyTemporalFilter::reset)
+        .def_property_readonly("frames", &PyTemporalFilter::frames);
     m.def("stage_coarse_gate", &fd::stages::coarse_gate, py::arg("level"));
     m.def("stage_coarse_region", &stage_coarse_region, py::arg("sigma"), py::arg("lo"), py::arg("factor"),
           py::arg("margin"), py::arg("min_area") = fd::params::kCoarseMinArea);

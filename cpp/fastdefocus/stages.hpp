@@ -143,5 +143,25 @@ void merge_coarse(float* sigma, float* confidence, std::int64_t row_stride, std:
                   const float* coarse_sigma, const float* coarse_conf, std::int64_t coarse_stride, float scale,
                   double lo, double hi, double conf_full = params::kCoarseConf);
 
+// ---------------------------------------------------------------- temporal filter (stages/temporal.py)
+
+// The running state of one stream's temporal filter (DefocusEstimator.stream(stable=True)):
+// per pixel, a confidence-weighted running mean of the maps, kept where the luminance did not
+// change since the previous frame and restarted at a cut.  One filter per stream.
+class TemporalFilter {
+  public:
+    void reset();
+    // Filters one frame's map (h x w luminance in [0, 1], sigma, confidence) into sigma_out /
+    // conf_out (which may be the inputs); true when the frame was taken as a cut (the first
+    // frame, a new size, or most pixels changed).
+    bool update(const float* luminance, const float* sigma, const float* confidence, std::int64_t h,
+                std::int64_t w, float* sigma_out, float* conf_out, int threads = 0);
+    std::int64_t frames() const noexcept { return frames_; }
+
+  private:
+    std::int64_t h_ = 0, w_ = 0, frames_ = 0;
+    std::vector<float> sigma_, conf_, weight_, reference_;
+};
+
 }  // namespace stages
 }  // namespace fastdefocus

@@ -134,3 +134,25 @@ COARSE_GATE = (4.0, 5.0)
 COARSE_CONF = 0.4
 #: Fewest pixels above the gate's start for a coarse level to run at all (a 32 x 32 area).
 COARSE_MIN_AREA = 1024
+
+# --------------------------------------------------------------------------- temporal filter
+#
+# ``stream(..., stable=True)``: a per-pixel recursive filter of the maps of a video
+# (:mod:`fastdefocus.stages.temporal`). Each frame's estimate joins a running weighted mean,
+# weighted by its confidence; the running mean's weight is kept where the (slightly blurred)
+# luminance did not change since the previous frame and dropped where it did (motion, a
+# focus change that shows in the image), and the whole state is dropped at a cut.
+
+#: Sigma (px) of the blur of the luminance the frames are compared on (noise and sub-pixel
+#: shimmer do not count as change).
+TEMPORAL_LUMA_BLUR = 2.0
+#: Change of that luminance (in [0, 1]) at which the running mean keeps 1/e of its weight.
+TEMPORAL_MOTION_TAU = 0.03
+#: A cut: more than this share of the pixels changed by more than TEMPORAL_MOTION_TAU.
+TEMPORAL_CUT_SHARE = 0.5
+#: Most weight the running mean may hold, in frames of full confidence: its memory, about
+#: that many frames (flicker of a static scene falls to about a third; a focus pull lags about
+#: this many frames behind).
+TEMPORAL_MAX_WEIGHT = 3.0
+#: Least weight of a new frame's estimate (where its confidence is 0).
+TEMPORAL_MIN_WEIGHT = 0.05

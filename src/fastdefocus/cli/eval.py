@@ -31,6 +31,10 @@ def add_quality_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--largeblur", type=Path, default=None, metavar="DIR",
                     help="folder of sharp photos blurred by 8 to 12 px for the large-blur readings "
                          "(default: the --sharp folder)")
+    ap.add_argument("--video", type=Path, default=None, metavar="DIR",
+                    help="folder of .mp4 clips for the temporal section (default DATA/real/video)")
+    ap.add_argument("--video-frames", type=int, default=20, metavar="N",
+                    help="frames of each clip used by the temporal section")
     ap.add_argument("--pairs", nargs="+", default=None, help="multi-focus pairs (default lytro_01 to lytro_10)")
     ap.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     ap.add_argument("--limit", type=int, default=100, help="photos used for layered scenes")

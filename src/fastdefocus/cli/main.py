@@ -332,7 +332,7 @@ def _cmd_video(args) -> int:
     t0 = last = time.perf_counter()
     try:
         with writer:
-            for index, (frame, result) in enumerate(est.stream(src, smoothing=args.smoothing,
+            for index, (frame, result) in enumerate(est.stream(src, smoothing=args.smoothing, stable=args.stable,
                                                                 max_frames=args.max_frames or None,
                                                                 with_frames=True)):
                 color = result.colorize()
@@ -440,8 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="input video")
     p.add_argument("-o", "--output", required=True, help="output video file")
     p.add_argument("--side-by-side", action="store_true", help="input and map side by side")
+    p.add_argument("--stable", action="store_true",
+                   help="temporal filter of the map that follows the scene: flickers less, resets at cuts "
+                        "(replaces --smoothing)")
     p.add_argument("--smoothing", type=float, default=0.0,
-                   help="temporal smoothing of the map in [0, 1) (default 0: off)")
+                   help="uniform temporal smoothing (EMA) of the map in [0, 1) (default 0: off; lags behind "
+                        "motion and cuts: prefer --stable)")
     p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
     p.add_argument("--summary", default=None, metavar="FILE",
                    help="also write one row per frame to FILE.csv or FILE.json: the columns of estimate --summary "

@@ -21,6 +21,9 @@ Sections (each skipped, with a message saying what is missing, when its data is 
 - ``sharp``, ``largeblur``, ``dbdgen`` (:mod:`fastdefocus.eval.realphotos`): sigma on sharp photos
   as they are and blurred by 0.5 px; on photos blurred by Gaussians of 8 and 12 px and discs of
   radius 16 and 24 px; and the ``dbd`` protocol on a generated DBD-like set with exact masks.
+- ``temporal`` (:mod:`fastdefocus.eval.temporal`): video maps over time: flicker of the real clips
+  (``real/video``), per frame, with ``stable=True`` and with the EMA ``smoothing``, the frames to
+  follow a cut, and the error of a generated sequence with known truth.
 
 Every section returns a dict of numbers (written as JSON) and a Markdown block, and draws
 its pictures into the report folder. :mod:`fastdefocus.eval.report` adds the speed benchmark
@@ -44,7 +47,7 @@ from fastdefocus.eval.realphotos import (LBP, LBP_THRESHOLD, LBP_WINDOW, dbd_gen
                                          lbp_score, sharp_photos, sharp_photos_markdown)
 from fastdefocus.scenes import blur_by_map, layered_sigma_map
 
-SECTIONS = ("syndof", "scenes", "dbd", "fusion", "sharp", "largeblur", "dbdgen")
+SECTIONS = ("syndof", "scenes", "dbd", "fusion", "sharp", "largeblur", "dbdgen", "temporal")
 OURS = "fastdefocus"
 OFFICIAL = "official structure"
 HIFST = "HiFST (blur-detector)"
@@ -415,7 +418,8 @@ def run_quality(args, est, out_dir: Path | None = None) -> dict:
                "fusion": data / "eval" / "mfif",
                "sharp": sharp_folder,
                "largeblur": getattr(args, "largeblur", None) or sharp_folder,
-               "dbdgen": None}  # generated: needs no data
+               "dbdgen": None,  # generated: needs no data
+               "temporal": getattr(args, "video", None) or data / "real" / "video"}
     for section in args.sections:
         folder = folders[section]
         if folder is not None and not folder.is_dir():
@@ -446,6 +450,11 @@ def run_quality(args, est, out_dir: Path | None = None) -> dict:
         elif section == "sharp":
             report["sharp"] = sharp_photos(est, folder, getattr(args, "sharp_limit", None), out_dir)
             blocks.append(sharp_photos_markdown(report["sharp"]))
+        elif section == "temporal":
+            from fastdefocus.eval.temporal import real_clips, run_sequence, temporal_markdown
+            report["temporal"] = {"sequence": run_sequence(est, seed=getattr(args, "seed", 0)),
+                                  "clips": real_clips(est, folder, frames=getattr(args, "video_frames", 20))}
+            blocks.append(temporal_markdown(report["temporal"]["sequence"], report["temporal"]["clips"]))
         elif section == "largeblur":
             report["largeblur"] = large_blur(est, folder, limit=getattr(args, "largeblur_limit", None),
                                              out_dir=out_dir)
