@@ -168,7 +168,13 @@ py::tuple result_tuple(fd::Result&& r) {
     Array sigma({r.height, r.width}), conf({r.height, r.width});
     std::memcpy(sigma.mutable_data(), r.sigma.data(), r.sigma.size() * sizeof(float));
     std::memcpy(conf.mutable_data(), r.confidence.data(), r.confidence.size() * sizeof(float));
-    return py::make_tuple(sigma, conf, timings_dict(r.timings));
+    py::dict timings = timings_dict(r.timings);
+    // counts (not seconds): the patches of the grid, those classified (the rest were gated), and
+    // the coarse levels that ran
+    timings["patches_total"] = r.patches;
+    timings["patches_classified"] = r.patches_classified;
+    timings["coarse_levels_run"] = r.coarse_levels_run;
+    return py::make_tuple(sigma, conf, timings);
 }
 
 // A Python callable (patches (n, p, p) float32 -> probabilities (n, levels)) as a classifier.
@@ -210,7 +216,7 @@ class PyEstimator {
   public:
     PyEstimator(const std::string& model_path, int stride, double sigma0, double radius, double eps, int iterations,
                 int snap, int batch_size, int threads, int64_t max_pixels, const py::object& classifier,
-                int coarse_levels) {
+                int coarse_levels, double flat_gate) {
         fd::EstimatorOptions o;
         o.model_path = model_path;
         o.stride = stride;
@@ -220,6 +226,7 @@ class PyEstimator {
         o.iterations = iterations;
         o.snap = snap;
         o.coarse_levels = coarse_levels;
+        o.flat_gate = flat_gate;
         o.batch_size = batch_size;
         o.threads = threads;
         o.max_pixels = max_pixels;
@@ -281,6 +288,7 @@ class PyEstimator {
         d["iterations"] = o.iterations;
         d["snap"] = o.snap;
         d["coarse_levels"] = o.coarse_levels;
+        d["flat_gate"] = o.flat_gate;
         d["batch_size"] = o.batch_size;
         d["threads"] = o.threads;
         d["model_path"] = o.model_path;
@@ -557,13 +565,14 @@ PYBIND11_MODULE(_native, m) {
     m.attr("has_opencv_dnn") = fastdefocus::has_opencv_dnn();
     py::class_<PyEstimator>(m, "Estimator")
         .def(py::init<const std::string&, int, double, double, double, int, int, int, int, int64_t, const py::object&,
-                      int>(),
+                      int, double>(),
              py::arg("model_path") = "", py::arg("stride") = fd::params::kDefaultStride,
              py::arg("sigma0") = fd::params::kDefaultSigma0, py::arg("radius") = fd::params::kDefaultRadius,
              py::arg("eps") = fd::params::kDefaultEps, py::arg("iterations") = fd::params::kDefaultIterations,
              py::arg("snap") = fd::params::kDefaultSnap, py::arg("batch_size") = fd::params::kDefaultBatchSize,
              py::arg("threads") = 0, py::arg("max_pixels") = -1, py::arg("classifier") = py::none(),
-             py::arg("coarse_levels") = fd::params::kDefaultCoarseLevels)
+             py::arg("coarse_levels") = fd::params::kDefaultCoarseLevels,
+             py::arg("flat_gate") = fd::params::kDefaultFlatGate)
         .def("estimate", &PyEstimator::estimate, py::arg("image"), py::arg("bgr") = false,
              "(sigma, confidence, timings) of an image (uint8 / uint16 / float32, (H, W) or (H, W, C)).")
         .def("estimate_from_probabilities", &PyEstimator::estimate_from_probabilities, py::arg("image"),

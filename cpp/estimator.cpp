@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -57,6 +58,8 @@ EstimatorOptions validated_options(const EstimatorOptions& options, const ModelI
     if (o.coarse_levels < 0 || o.coarse_levels > kMaxCoarseLevels)
         throw std::invalid_argument("coarse_levels must be in [0, " + std::to_string(kMaxCoarseLevels) + "], got " +
                                     std::to_string(o.coarse_levels));
+    if (!(o.flat_gate >= 0.0 && o.flat_gate <= 0.5))
+        throw std::invalid_argument("flat_gate must be in [0, 0.5], got " + std::to_string(o.flat_gate));
     if (o.batch_size < 1) throw std::invalid_argument("batch_size must be >= 1, got " + std::to_string(o.batch_size));
     if (o.threads < 0) throw std::invalid_argument("threads must be >= 0, got " + std::to_string(o.threads));
     if (o.max_pixels < -1)
@@ -75,6 +78,11 @@ struct Estimator::Impl {
     std::shared_ptr<Classifier> classifier;
 
     Result run(const ImageView& image, const float* given, int64_t given_n, int64_t given_levels);
+    // The classifier's probabilities of a flat patch (all zeros once normalised): those of the
+    // gated patches.  Computed on first use.
+    std::vector<float> flat_probabilities();
+    std::shared_ptr<std::vector<float>> flat_probs;
+    std::mutex flat_mutex;
     // The coarse levels (stages/coarse.py raise_with_coarse_levels) on a finished map.
     int raise_with_coarse_levels(Result& result, const std::vector<float>& lum);
 };
@@ -180,24 +188,52 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
     double t_classify = 0;
     std::vector<float> probs;
     const float* P = given;
-    {
-        const int64_t batch = std::min<int64_t>(o.batch_size, npatch);
+    result.patches = npatch;
+    result.patches_classified = given == nullptr ? npatch : 0;
+    if (given == nullptr) {
+        // texture gating: a patch whose luminance std is below flat_gate x flat_std carries no blur
+        // evidence (its texture confidence, hence its weight in the map, is 0 from 0.5 x flat_std
+        // down): it is not classified and gets the probabilities of a flat (all-zero) patch
+        std::vector<int64_t> keep;
+        const bool gating = o.flat_gate > 0;
+        if (gating) {
+            const double gate_std = o.flat_gate * model.flat_std;
+            keep.reserve(static_cast<std::size_t>(npatch));
+            for (int64_t i = 0; i < npatch; ++i)
+                if (!(stats.texture[i] < gate_std)) keep.push_back(i);
+        }
+        const int64_t nclass = gating ? static_cast<int64_t>(keep.size()) : npatch;
+        result.patches_classified = nclass;
+        const int64_t batch = std::max<int64_t>(1, std::min<int64_t>(o.batch_size, nclass));
         std::vector<float> patches(static_cast<std::size_t>(batch * p * p));
-        if (given == nullptr) probs.resize(static_cast<std::size_t>(npatch * L));
-        for (int64_t start = 0; start < npatch; start += batch) {
-            const int64_t n = std::min(batch, npatch - start);
+        std::vector<float> rows(gating ? static_cast<std::size_t>(batch * L) : 0);
+        probs.assign(static_cast<std::size_t>(npatch * L), std::numeric_limits<float>::quiet_NaN());
+        for (int64_t start = 0; start < nclass; start += batch) {
+            const int64_t n = std::min(batch, nclass - start);
             const auto ta = clock::now();
-            extract_patch_range(source, h, w, p, s, true, model.std_floor, start, n, patches.data(), threads);
+            if (gating)
+                extract_patch_list(source, h, w, p, s, true, model.std_floor, keep.data() + start, n, patches.data(),
+                                   threads);
+            else
+                extract_patch_range(source, h, w, p, s, true, model.std_floor, start, n, patches.data(), threads);
             const auto tb = clock::now();
             t_patches += std::chrono::duration<double>(tb - ta).count();
-            if (given == nullptr) {
-                float* out = probs.data() + start * L;
-                std::fill(out, out + n * L, std::numeric_limits<float>::quiet_NaN());
-                classifier->probabilities(patches.data(), n, p, out, L);
-                t_classify += seconds_since(tb);
-            }
+            float* out = gating ? rows.data() : probs.data() + start * L;
+            std::fill(out, out + n * L, std::numeric_limits<float>::quiet_NaN());
+            classifier->probabilities(patches.data(), n, p, out, L);
+            if (gating)
+                for (int64_t j = 0; j < n; ++j)
+                    std::copy_n(out + j * L, L, probs.data() + keep[static_cast<std::size_t>(start + j)] * L);
+            t_classify += seconds_since(tb);
         }
-        if (given == nullptr) {
+        if (nclass < npatch) {
+            const auto ta = clock::now();
+            const std::vector<float> flat = flat_probabilities();
+            for (int64_t i = 0; i < npatch; ++i)
+                if (stats.texture[i] < o.flat_gate * model.flat_std) std::copy_n(flat.data(), L, probs.data() + i * L);
+            t_classify += seconds_since(ta);
+        }
+        {
             for (float v : probs)
                 if (!std::isfinite(v))
                     throw std::runtime_error("the classifier (" + classifier->name() +
@@ -283,6 +319,19 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
     return result;
 }
 
+std::vector<float> Estimator::Impl::flat_probabilities() {
+    std::lock_guard<std::mutex> lock(flat_mutex);  // one estimator may serve several threads
+    if (!flat_probs) {
+        const int64_t p = model.patch_size, L = static_cast<int64_t>(model.levels.size());
+        const std::vector<float> zero(static_cast<std::size_t>(p * p), 0.0f);
+        auto out = std::make_shared<std::vector<float>>(static_cast<std::size_t>(L),
+                                                        std::numeric_limits<float>::quiet_NaN());
+        classifier->probabilities(zero.data(), 1, p, out->data(), L);
+        flat_probs = out;
+    }
+    return *flat_probs;
+}
+
 int Estimator::Impl::raise_with_coarse_levels(Result& result, const std::vector<float>& lum) {
     const int64_t h = result.height, w = result.width, p = model.patch_size;
     Impl level;  // the estimator at the coarse scale: no snap, pre-filter or levels of its own
@@ -293,6 +342,7 @@ int Estimator::Impl::raise_with_coarse_levels(Result& result, const std::vector<
     level.options.coarse_levels = 0;
     level.options.max_pixels = 0;
     level.classifier = classifier;
+    level.flat_probs = flat_probs;
     int ran = 0;
     for (int L = 1; L <= options.coarse_levels; ++L) {
         const int64_t f = int64_t{1} << L;

@@ -33,18 +33,13 @@ void extract_patches(const float* gray, int64_t h, int64_t w, int64_t size, int6
     extract_patch_range(gray, h, w, size, stride, normalize, std_floor, 0, g.ny * g.nx, out, threads);
 }
 
-void extract_patch_range(const float* gray, int64_t h, int64_t w, int64_t size, int64_t stride, bool normalize,
-                         double std_floor, int64_t first, int64_t count, float* out, int threads) {
-    if (gray == nullptr || out == nullptr) throw std::invalid_argument("gray and out must not be null");
+namespace {
+
+// The patches index_of(0), ..., index_of(count - 1) of the grid (row-major grid indices).
+template <class IndexOf>
+void extract_indexed(const float* gray, int64_t h, int64_t w, int64_t size, int64_t stride, bool normalize,
+                     double std_floor, int64_t count, IndexOf index_of, float* out, int threads) {
     const PatchGrid g = patch_grid(h, w, size, stride);
-    if (normalize && !(std_floor > 0.0 && std::isfinite(std_floor)))
-        throw std::invalid_argument("std_floor must be a finite number > 0");
-    if (size > (int64_t(1) << 31)) throw std::invalid_argument("size must be < 2**31");
-    const int64_t total = g.ny * g.nx;
-    if (first < 0 || count < 0 || first > total || count > total - first)
-        throw std::invalid_argument("patch range [" + std::to_string(first) + ", " + std::to_string(first) + " + " +
-                                    std::to_string(count) + ") is outside the grid of " + std::to_string(total) +
-                                    " patches");
     const int64_t npatch = count;
     const int64_t area = size * size;
     if (npatch > std::numeric_limits<int64_t>::max() / area) throw std::invalid_argument("too many patches");
@@ -60,7 +55,8 @@ void extract_patch_range(const float* gray, int64_t h, int64_t w, int64_t size, 
     detail::parallel_for(nt, nchunks, [&](int64_t chunk) {
         const int64_t b = npatch * chunk / nchunks, e = npatch * (chunk + 1) / nchunks;
         for (int64_t p = b; p < e; ++p) {
-            const int64_t iy = (first + p) / g.nx, ix = (first + p) % g.nx;
+            const int64_t at = index_of(p);
+            const int64_t iy = at / g.nx, ix = at % g.nx;
             const int64_t y0 = iy * stride, x0 = ix * stride;
             float* const dst = out + p * area;
             const bool inside_x = x0 + size <= w;
@@ -102,6 +98,42 @@ void extract_patch_range(const float* gray, int64_t h, int64_t w, int64_t size, 
             }
         }
     });
+}
+
+void check_extract(const float* gray, float* out, bool normalize, double std_floor, int64_t size) {
+    if (gray == nullptr || out == nullptr) throw std::invalid_argument("gray and out must not be null");
+    if (normalize && !(std_floor > 0.0 && std::isfinite(std_floor)))
+        throw std::invalid_argument("std_floor must be a finite number > 0");
+    if (size > (int64_t(1) << 31)) throw std::invalid_argument("size must be < 2**31");
+}
+
+}  // namespace
+
+void extract_patch_range(const float* gray, int64_t h, int64_t w, int64_t size, int64_t stride, bool normalize,
+                         double std_floor, int64_t first, int64_t count, float* out, int threads) {
+    check_extract(gray, out, normalize, std_floor, size);
+    const PatchGrid g = patch_grid(h, w, size, stride);
+    const int64_t total = g.ny * g.nx;
+    if (first < 0 || count < 0 || first > total || count > total - first)
+        throw std::invalid_argument("patch range [" + std::to_string(first) + ", " + std::to_string(first) + " + " +
+                                    std::to_string(count) + ") is outside the grid of " + std::to_string(total) +
+                                    " patches");
+    extract_indexed(gray, h, w, size, stride, normalize, std_floor, count, [first](int64_t p) { return first + p; },
+                    out, threads);
+}
+
+void extract_patch_list(const float* gray, int64_t h, int64_t w, int64_t size, int64_t stride, bool normalize,
+                        double std_floor, const int64_t* indices, int64_t count, float* out, int threads) {
+    check_extract(gray, out, normalize, std_floor, size);
+    if (count > 0 && indices == nullptr) throw std::invalid_argument("indices must not be null");
+    const PatchGrid g = patch_grid(h, w, size, stride);
+    const int64_t total = g.ny * g.nx;
+    for (int64_t p = 0; p < count; ++p)
+        if (indices[p] < 0 || indices[p] >= total)
+            throw std::invalid_argument("patch index " + std::to_string(indices[p]) + " is outside the grid of " +
+                                        std::to_string(total) + " patches");
+    extract_indexed(gray, h, w, size, stride, normalize, std_floor, count, [indices](int64_t p) { return indices[p]; },
+                    out, threads);
 }
 
 }  // namespace fastdefocus

@@ -72,6 +72,10 @@ struct EstimatorOptions {
     // They classify patches of the shrunk image, so estimate_with_probabilities needs the
     // estimator's classifier when one runs.
     int coarse_levels = params::kDefaultCoarseLevels;
+    // Texture gating: patches whose luminance std is below flat_gate x the model's flat_std
+    // are not classified (their weight in the map is 0 anyway: the texture confidence is 0
+    // below 0.5 x flat_std) and take the probabilities of a flat patch.  In [0, 0.5]; 0: off.
+    double flat_gate = params::kDefaultFlatGate;
     int batch_size = params::kDefaultBatchSize;     // patches per classifier call
     int threads = 0;                                // 0: default_threads() (filters.hpp)
     std::string model_path;                         // folder of blur_classifier.json; empty:
@@ -93,6 +97,8 @@ struct Result {
     std::vector<float> confidence;  // height * width, in [0, 1]
     double sigma_max = 0;           // the largest sigma reported: the model's, x 2^coarse_levels
     int coarse_levels_run = 0;      // coarse levels that ran on this image (0: none was needed)
+    std::int64_t patches = 0;       // patches of the (fine) grid
+    std::int64_t patches_classified = 0;  // of which the classifier saw (the rest were gated)
     Timings timings;
 };
 

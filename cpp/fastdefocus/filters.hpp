@@ -91,4 +91,10 @@ void extract_patch_range(const float* gray, std::int64_t h, std::int64_t w, std:
                          std::int64_t stride, bool normalize, double std_floor, std::int64_t first,
                          std::int64_t count, float* out, int threads = 0);
 
+// The patches indices[0], ..., indices[count - 1] of that grid (row-major grid indices), as
+// extract_patches writes them, into `out` (count*size*size floats).
+void extract_patch_list(const float* gray, std::int64_t h, std::int64_t w, std::int64_t size,
+                        std::int64_t stride, bool normalize, double std_floor, const std::int64_t* indices,
+                        std::int64_t count, float* out, int threads = 0);
+
 }  // namespace fastdefocus

@@ -47,6 +47,7 @@ inline constexpr double kDefaultEps = 0.001;  // EstimatorConfig.eps
 inline constexpr int kDefaultIterations = 1;  // EstimatorConfig.iterations
 inline constexpr int kDefaultSnap = 10;  // EstimatorConfig.snap
 inline constexpr int kDefaultCoarseLevels = 2;  // EstimatorConfig.coarse_levels
+inline constexpr double kDefaultFlatGate = 0.5;  // EstimatorConfig.flat_gate
 inline constexpr int kDefaultBatchSize = 1024;  // EstimatorConfig.batch_size
 inline constexpr int kDefaultThreads = 0;  // EstimatorConfig.threads
 inline constexpr std::int64_t kMemoryBudget = 8589934592LL;  // estimator.MEMORY_BUDGET

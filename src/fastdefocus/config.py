@@ -50,6 +50,9 @@ class EstimatorConfig:
     coarse_levels: int = field(default=2, metadata={
         "help": "coarse levels for blur past the classifier's 6 px: each halves the image and doubles the "
                 "range (1: to 13 px, 2: to 26 px), run only where the finer map saturates (0: off)"})
+    flat_gate: float = field(default=0.5, metadata={
+        "help": "texture gating: patches whose luminance std is below this times the model's flat_std (0.02) "
+                "are not classified (their weight in the map is 0 below 0.5); in [0, 0.5], 0: classify all"})
     batch_size: int = field(default=1024, metadata={"help": "patches per classifier call"})
     threads: int = field(default=0, metadata={
         "help": "CPU threads of ONNX Runtime and of the native stages together (0: the cores this "
@@ -80,6 +83,9 @@ class EstimatorConfig:
         set_(self, "snap", check_int("snap", self.snap, 0))
         set_(self, "coarse_levels", check_int("coarse_levels", self.coarse_levels, 0,
                                               range(MAX_COARSE_LEVELS + 1)))
+        set_(self, "flat_gate", check_float("flat_gate", self.flat_gate, 0.0))
+        if self.flat_gate > 0.5:
+            raise ValueError(f"flat_gate must be in [0, 0.5], got {self.flat_gate}")
         set_(self, "batch_size", check_int("batch_size", self.batch_size, 1))
         set_(self, "threads", check_int("threads", self.threads, 0))
         if self.weights is not None:

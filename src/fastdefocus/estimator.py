@@ -22,7 +22,7 @@ from fastdefocus.io.video import prefetched, video_frames
 from fastdefocus.result import DefocusResult
 from fastdefocus.stages.classify import load_model_info
 from fastdefocus.stages.ingest import to_luminance
-from fastdefocus.stages.pipeline import classify_patches
+from fastdefocus.stages.pipeline import checked_luminance
 
 
 #: Working memory that the default pixel limit allows one estimate, in bytes.
@@ -148,14 +148,15 @@ class DefocusEstimator:
         else:
             self.classifier = _classifier if _classifier is not None else PatchClassifier(
                 self.info, device="cpu", backend=backend, batch_size=self.batch_size, threads=self.threads)
-            # every stage but the classifier runs in the native C++ pipeline (cpp/estimator.cpp, the
-            # same as C++ users get); it is fed the probabilities the runtime above computes
+            # the whole pipeline runs in the native C++ estimator (cpp/estimator.cpp, the same as C++
+            # users get), which calls the runtime above for the patches it classifies; the image
+            # is validated here (max_pixels: 0, no second limit there)
             from fastdefocus import _native
             self._native = _native.Estimator(str(self.info.onnx_path.parent), stride=self.stride,
                                              sigma0=self.sigma0, radius=self.radius, eps=self.eps,
                                              iterations=self.iterations, snap=self.snap,
-                                             batch_size=self.batch_size, threads=self.threads, max_pixels=-1,
-                                             coarse_levels=self.coarse_levels,
+                                             batch_size=self.batch_size, threads=self.threads, max_pixels=0,
+                                             coarse_levels=self.coarse_levels, flat_gate=config.flat_gate,
                                              classifier=self.classifier.probabilities)
 
     def level_estimator(self) -> "DefocusEstimator":
@@ -210,13 +211,16 @@ class DefocusEstimator:
         if self._gpu is not None:
             with self._gpu_lock:
                 return self._gpu.estimate(image, channel_order=channel_order)
-        lum, _, _, probs, timings, t0 = classify_patches(self, image, channel_order=channel_order)
-        sigma, confidence, native = self._native.estimate_from_probabilities(lum, probs)
-        timings["patches"] += native["patches"]  # extraction in classify_patches, statistics in C++
-        for stage in ("splat", "refine", "snap", "coarse"):
-            timings[stage] = native[stage]
+        t0 = time.perf_counter()
+        lum = checked_luminance(self, image, channel_order)
+        t1 = time.perf_counter()
+        sigma, confidence, timings = self._native.estimate(lum)
+        counts = {"patches": timings.pop("patches_total"), "classified": timings.pop("patches_classified"),
+                  "coarse_levels": timings.pop("coarse_levels_run")}
+        timings["ingest"] += t1 - t0
         timings["total"] = time.perf_counter() - t0
-        return DefocusResult(sigma=sigma, confidence=confidence, sigma_max=self.sigma_max, timings=timings)
+        return DefocusResult(sigma=sigma, confidence=confidence, sigma_max=self.sigma_max, timings=timings,
+                             counts=counts)
 
     __call__ = estimate
 

@@ -28,11 +28,16 @@ class DefocusResult:
         doubled by each coarse level (26 px with the default two).
     timings : dict
         Seconds spent in each stage.
+    counts : dict
+        ``patches``, ``classified`` and ``coarse_levels`` of the estimate (CPU).
     """
     sigma: np.ndarray
     confidence: np.ndarray
     sigma_max: float
     timings: dict = field(default_factory=dict)
+    #: What the estimate did: ``patches`` (of the grid), ``classified`` (the rest were gated as
+    #: flat), ``coarse_levels`` (that ran); empty where the pipeline does not say.
+    counts: dict = field(default_factory=dict)
 
     @property
     def shape(self):

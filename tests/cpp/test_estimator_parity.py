@@ -35,9 +35,10 @@ def diff_stats(a, b) -> dict:
 @pytest.mark.parametrize("sigma0", [0.0, 0.5])
 def test_cpp_pipeline_matches_python_given_its_probabilities(native, weights_dir, python_estimate, scene, stride,
                                                              snap, sigma0):
-    # the given probabilities are the fine level's: coarse levels would classify more patches
-    result, probs = python_estimate(scene, stride=stride, snap=snap, sigma0=sigma0, coarse_levels=0)
-    est = native.Estimator(weights_dir, stride=stride, snap=snap, sigma0=sigma0, coarse_levels=0)
+    # the given probabilities are the fine level's, all of them (no gating): coarse levels would
+    # classify more patches
+    result, probs = python_estimate(scene, stride=stride, snap=snap, sigma0=sigma0, coarse_levels=0, flat_gate=0.0)
+    est = native.Estimator(weights_dir, stride=stride, snap=snap, sigma0=sigma0, coarse_levels=0, flat_gate=0.0)
     assert probs.shape[0] == int(np.prod(est.patch_grid(*scene.shape[:2])))
     sigma, confidence, timings = est.estimate_from_probabilities(scene, probs)
     assert sigma.shape == confidence.shape == scene.shape[:2]
@@ -46,9 +47,10 @@ def test_cpp_pipeline_matches_python_given_its_probabilities(native, weights_dir
     assert stats["max"] <= 0.01, stats
     assert diff_stats(confidence, result.confidence)["max"] <= 1e-4
     assert 0.0 <= sigma.min() and sigma.max() <= est.sigma_max == result.sigma_max
-    assert set(timings) == {"ingest", "patches", "classify", "splat", "refine", "snap", "coarse",
-                            "total"}
+    assert set(timings) == {"ingest", "patches", "classify", "splat", "refine", "snap", "coarse", "total",
+                            "patches_total", "patches_classified", "coarse_levels_run"}
     assert timings["classify"] == 0.0
+    assert timings["patches_classified"] == 0 and timings["patches_total"] == probs.shape[0]
 
 
 @pytest.mark.parametrize("layout", ["bgr", "gray-u8", "rgba-u16", "rgb-float32", "strided"])
@@ -67,8 +69,8 @@ def test_cpp_pipeline_matches_python_on_other_layouts(native, weights_dir, pytho
         big = np.zeros((96, 256, 3), np.uint8)
         big[:, ::2] = image
         py_image = cpp_image = big[:, ::2]; bgr = False
-    result, probs = python_estimate(py_image, coarse_levels=0)
-    sigma, confidence, _ = native.Estimator(weights_dir, coarse_levels=0).estimate_from_probabilities(
+    result, probs = python_estimate(py_image, coarse_levels=0, flat_gate=0.0)
+    sigma, confidence, _ = native.Estimator(weights_dir, coarse_levels=0, flat_gate=0.0).estimate_from_probabilities(
         cpp_image, probs, bgr=bgr)
     assert diff_stats(sigma, result.sigma)["max"] <= 0.01
 

@@ -20,49 +20,51 @@ from fastdefocus.stages.snap import snap_boundaries
 from fastdefocus.stages.splat import energy_tables, patch_statistics, sharpness_maps, splat, tent_sum
 
 
-def classify_patches(est, image, *, channel_order: str = "rgb"):
-    """The stages up to the classifier, shared by the native CPU pipeline (the estimator) and the
-    NumPy one: the luminance (validated, within ``est.max_pixels``), the sigma0 pre-filter, the
-    normalised patches and their probabilities. Returns ``(lum, source, grid, probs, timings,
-    t0)`` with the ``ingest``, ``patches`` (extraction) and ``classify`` seconds."""
+def checked_luminance(est, image, channel_order: str = "rgb") -> np.ndarray:
+    """The luminance of ``image`` (float32 (H, W)), validated: within ``est.max_pixels``, also
+    once padded to a patch (thin images are: that is what costs memory; one patch's worth is
+    always allowed). The CPU estimator hands it to the native pipeline."""
     channel_order = check_channel_order(channel_order)
-    timings = {}
-    t0 = time.perf_counter()
     lum = to_luminance(image, max_pixels=est.max_pixels, channel_order=channel_order)
     h, w = lum.shape
     p = est.patch_size
-    # thin images are padded to a patch in each direction: that is what costs memory
-    # (one patch's worth is always allowed)
     if est.max_pixels is not None:
         check_pixel_count(max(h, p), max(w, p), max(est.max_pixels, p * p),
                           name=f"image padded to the {p}-px patch")
-    source = gaussian_blur(lum, est.sigma0) if est.sigma0 > 0 else lum
-    t1 = time.perf_counter()
-    timings["ingest"] = t1 - t0
-    patches, grid = extract_patches(source, size=p, stride=est.stride, normalize=True,
-                                    std_floor=est.info.std_floor, threads=est.threads)
-    t2 = time.perf_counter()
-    timings["patches"] = t2 - t1
-    probs = est.classifier.probabilities(patches)
-    timings["classify"] = time.perf_counter() - t2
-    return lum, source, grid, probs, timings, t0
+    return lum
 
 
 def estimate_numpy(est, image, *, channel_order: str = "rgb"):
     """(sigma, confidence, timings) of ``image`` by the NumPy stages with the options, model and
     classifier runtime of the CPU estimator ``est``."""
-    lum, source, grid, probs, timings, t0 = classify_patches(est, image, channel_order=channel_order)
-    t2 = time.perf_counter()
+    timings = {}
+    t0 = time.perf_counter()
+    lum = checked_luminance(est, image, channel_order)
     h, w = lum.shape
     p, s = est.patch_size, est.stride
+    source = gaussian_blur(lum, est.sigma0) if est.sigma0 > 0 else lum
+    t1 = time.perf_counter()
+    timings["ingest"] = t1 - t0
+    patches, grid = extract_patches(source, size=p, stride=s, normalize=True,
+                                    std_floor=est.info.std_floor, threads=est.threads)
     ny, nx = grid
     k = p // s
     padded_h, padded_w = (ny + k - 1) * s, (nx + k - 1) * s
     padded_source = pad_to(source, padded_h, padded_w)
     tables = energy_tables(padded_source)  # read by both statistics below
     texture, agreement = patch_statistics(padded_source, grid, p, s, est.flat_std, tables)
+    t2 = time.perf_counter()
+    timings["patches"] = t2 - t1
+    # texture gating: a patch whose std is below flat_gate x flat_std (its texture confidence,
+    # hence its weight, is 0) is not classified; it takes the probabilities of a flat patch
+    flat = texture.ravel() < est.config.flat_gate * est.flat_std
+    probs = np.empty((len(patches), len(est.info.levels)), np.float32)
+    if (~flat).any():
+        probs[~flat] = est.classifier.probabilities(patches[~flat])
+    if flat.any():
+        probs[flat] = est.classifier.probabilities(np.zeros((1,) + patches.shape[1:], np.float32))[0]
     t3 = time.perf_counter()
-    timings["patches"] += t3 - t2
+    timings["classify"] = t3 - t2
     sigma_patch = apply_calibration(expected_sigma_raw(probs, est.info.levels), est.info.calibration)
     if est.sigma0 > 0:
         sigma_patch = np.sqrt(np.maximum(sigma_patch ** 2 - est.sigma0 ** 2, 0.0))
