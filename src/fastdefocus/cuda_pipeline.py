@@ -8,7 +8,10 @@ normalisation written straight into the classifier backend's fp16 input batch
 (chunks of at most ``max_batch`` patches, so a 4K frame fits in memory), the
 patches' texture and quadrant agreement, calibrated sigma and confidence per
 patch, splat onto the stride cells, the confidence-weighted iterative guided
-filter on the working grid, and guided upsampling fused with the crop and clip.
+filter on the working grid, guided upsampling fused with the crop and clip, the
+boundary snap, and the coarse levels (:mod:`fastdefocus.kernels.coarse`: the
+region's reduction, the one host sync of a frame; the shrunk image run through a
+child pipeline at the coarse scale; its map upsampled and merged in place).
 
 Buffers are allocated once per frame geometry and reused. :meth:`GpuPipeline.stream`
 overlaps, for frames of one size, the upload of frame k+1 (own CUDA stream,
@@ -32,6 +35,9 @@ from fastdefocus.stages.refine import working_scale
 MAX_BATCH = 32768
 #: Batches are rounded up to a multiple of this (static shapes for compile / TensorRT).
 BATCH_QUANTUM = 256
+#: Sizes of the coarse levels' images whose buffers are kept (they follow the content: two a
+#: frame with two levels; a video whose blurred area moves would otherwise add a set a frame).
+_LEVEL_GEOMETRIES = 4
 
 
 class _Geometry:
@@ -94,6 +100,7 @@ class GpuPipeline:
     (``device="cuda"``), which validates the options."""
 
     def __init__(self, config, info, backend: str = "auto", max_batch: int = MAX_BATCH):
+        from fastdefocus.kernels import coarse as k_coarse
         from fastdefocus.kernels import filters as kf
         from fastdefocus.kernels import ingest as k_ingest
         from fastdefocus.kernels import patches as kp
@@ -110,9 +117,13 @@ class GpuPipeline:
         #: the kernel modules, one per stage (fastdefocus.kernels.<stage>, like fastdefocus.stages)
         self.kf, self.kp = kf, kp
         self.k_ingest, self.k_splat, self.k_refine, self.k_snap = k_ingest, k_splat, k_refine, k_snap
+        self.k_coarse = k_coarse
         #: the estimator's EstimatorConfig (validated there) and its model
         self.cfg, self.info = config, info
+        #: ``sigma_max``: where the fine level clips (the model's top level); ``result_sigma_max``:
+        #: the largest sigma of the map, doubled by each coarse level (``DefocusResult.sigma_max``)
         self.patch_size, self.flat_std, self.sigma_max = info.patch_size, info.flat_std, info.sigma_max
+        self.result_sigma_max = info.sigma_max * 2 ** config.coarse_levels
         from fastdefocus.backends.cuda import resolve_backend
 
         self.max_batch = int(max_batch)
@@ -123,6 +134,15 @@ class GpuPipeline:
         # when the batch shape is known); a named backend that cannot run fails here
         self.backend_name, self.notes = resolve_backend(backend)
         self._compute = None  # the CUDA stream of the work, made on first use
+        # the coarse levels: the pipeline at the coarse scale (made on first use), the region's
+        # reduction buffers, the shrunk images and their maps by size
+        self._child = None
+        self._box = self._box_host = None
+        self._level_maps: dict = {}
+        # geometries kept (None: all); the child's sizes follow the content, so it keeps a few
+        self._max_geometries = None
+        # whether a classifier batch larger than needed may serve (the child: no new build per size)
+        self._reuse_larger_batch = False
 
     def _compute_stream(self):
         """One compute stream for the pipeline's life: torch's caching allocator keys its
@@ -139,6 +159,10 @@ class GpuPipeline:
 
         batch = min(self.max_batch, -(-n_patches // BATCH_QUANTUM) * BATCH_QUANTUM)
         backend = self._backends.get(batch)
+        if backend is None and self._reuse_larger_batch:
+            larger = [size for size in self._backends if size >= batch]
+            if larger:
+                backend = self._backends[min(larger)]
         if backend is None:
             # the first build may still fall back (auto); later ones use what the first got
             name = self._requested if not self._backends else self.backend_name
@@ -149,12 +173,29 @@ class GpuPipeline:
 
     def _setup(self, h, w):
         key = (h, w)
-        entry = self._buffers.get(key)
+        entry = self._buffers.pop(key, None)  # re-inserted: the most recent last
         if entry is None:
+            if self._max_geometries is not None:
+                while len(self._buffers) >= self._max_geometries:
+                    del self._buffers[next(iter(self._buffers))]  # the least recently used
             geo = _Geometry(h, w, self.patch_size, self.cfg.stride)
             bufs = _Buffers(self.cuda, geo, self.cfg.sigma0 > 0, self.cfg.snap > 0)
-            entry = self._buffers[key] = (geo, bufs)
+            entry = (geo, bufs)
+        self._buffers[key] = entry
         return entry
+
+    def _coarse_child(self):
+        """The pipeline at the coarse scale: these options without the snap, the pre-filter and
+        coarse levels of its own, sharing this pipeline's classifier backends (made on first
+        use, after this one's first classifier call, so it takes the backend that one got)."""
+        if self._child is None:
+            config = self.cfg.replace(snap=0, sigma0=0.0, coarse_levels=0, max_pixels=None)
+            child = GpuPipeline(config, self.info, backend=self.backend_name, max_batch=self.max_batch)
+            child._backends = self._backends  # one dict: nothing is built twice
+            child._max_geometries = _LEVEL_GEOMETRIES
+            child._reuse_larger_batch = True
+            self._child = child
+        return self._child
 
     # ------------------------------------------------------------------ one frame
 
@@ -206,7 +247,9 @@ class GpuPipeline:
             refine.upsample_apply(b.zero_cells, b.cell_sigma, b.lum, b.cell_conf, geo.full, self.sigma_max,
                                   sigma_out=upsampled, conf_out=conf_out, stream=stream)
             mark("upsample")
-            return self._snap(b, sigma_out, stream, mark), conf_out
+            self._snap(b, sigma_out, stream, mark)
+            self._coarse(b.lum, sigma_out, conf_out, stream, mark)
+            return sigma_out, conf_out
         refine.area_guide(b.lum, *geo.work, geo.scale, out=b.guide, stream=stream)
         refine.resize_linear(b.cell_sigma, *geo.work, b=b.cell_weight, out_a=b.values, out_b=b.weights,
                              clip_b=True, stream=stream)
@@ -225,7 +268,9 @@ class GpuPipeline:
         refine.upsample_apply(b.coef_a, b.coef_b, b.lum, b.cell_conf, geo.full, self.sigma_max,
                               sigma_out=upsampled, conf_out=conf_out, stream=stream)
         mark("upsample")
-        return self._snap(b, sigma_out, stream, mark), conf_out
+        self._snap(b, sigma_out, stream, mark)
+        self._coarse(b.lum, sigma_out, conf_out, stream, mark)
+        return sigma_out, conf_out
 
     def _snap(self, b, sigma_out, stream, mark):
         """The boundary snap from ``b.unsnapped`` into ``sigma_out`` (nothing when it is off)."""
@@ -236,6 +281,48 @@ class GpuPipeline:
                                         stream=stream)
             mark("snap")
         return sigma_out
+
+    def _coarse(self, lum, sigma_out, conf_out, stream, mark):
+        """The coarse levels (:func:`fastdefocus.stages.coarse.raise_with_coarse_levels`) on the
+        finished map, in place: per level, the region from the map (the one host sync), the
+        region's luminance shrunk, the child pipeline on it, its map upsampled and merged.
+        Returns the levels that ran."""
+        levels = self.cfg.coarse_levels
+        if not levels:
+            return []
+        from fastdefocus.stages.coarse import box_region, gate
+
+        kc, cuda = self.k_coarse, self.cuda
+        if self._box is None:
+            self._box = cuda.device_array(5, np.int32)
+            self._box_host = cuda.pinned_array(5, dtype=np.int32)
+        ran = []
+        for level in range(1, levels + 1):
+            f = 2 ** level
+            lo, hi = gate(level)
+            box = kc.region_box(sigma_out, lo, out=self._box, host=self._box_host, stream=stream)
+            region = box_region(box, sigma_out.shape, f, self.patch_size * f)
+            if region is None:
+                break
+            small, c_sigma, c_conf = self._level_buffers(kc.shrunk_shape(region, f))
+            kc.shrink(lum, region, f, out=small, stream=stream)
+            self._coarse_child().run(small, c_sigma, c_conf, stream)
+            kc.upsample_merge(c_sigma, c_conf, region, f, lo, hi, sigma_out, conf_out, stream=stream)
+            ran.append(level)
+        mark("coarse")
+        return ran
+
+    def _level_buffers(self, shape):
+        """(shrunk image, its sigma, its confidence): float32 device arrays of ``shape``, kept for
+        the few sizes used last. (Any earlier level's work is done when this runs: the region's
+        reduction waited for the stream.)"""
+        entry = self._level_maps.pop(shape, None)
+        if entry is None:
+            while len(self._level_maps) >= _LEVEL_GEOMETRIES:
+                del self._level_maps[next(iter(self._level_maps))]
+            entry = tuple(self.cuda.device_array(shape, np.float32) for _ in range(3))
+        self._level_maps[shape] = entry
+        return entry
 
     def estimate(self, image, channel_order: str = "rgb"):
         """One host image in, a DefocusResult (host arrays) out; the GPU timings per stage
@@ -264,7 +351,7 @@ class GpuPipeline:
         stream.synchronize()
         timings = _event_timings(cuda, events)
         timings["total"] = time.perf_counter() - t0
-        return DefocusResult(sigma=out_sigma, confidence=out_conf, sigma_max=self.sigma_max,
+        return DefocusResult(sigma=out_sigma, confidence=out_conf, sigma_max=self.result_sigma_max,
                              timings=timings)
 
     # ------------------------------------------------------------------ streaming
@@ -285,7 +372,7 @@ class GpuPipeline:
             index, slot, t_submit = entry
             slot["downloaded"].synchronize()
             return DefocusResult(sigma=slot["h_sigma"].copy(), confidence=slot["h_conf"].copy(),
-                                 sigma_max=self.sigma_max,
+                                 sigma_max=self.result_sigma_max,
                                  timings={"latency": time.perf_counter() - t_submit})
 
         for index, frame in enumerate(frames):

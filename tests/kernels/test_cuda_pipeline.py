@@ -26,6 +26,7 @@ from fastdefocus.stages.splat import patch_statistics, splat, tent_sum  # noqa: 
 cuda = import_cuda()
 
 from fastdefocus.cuda_pipeline import GpuPipeline  # noqa: E402
+from fastdefocus.kernels import coarse as KC  # noqa: E402
 from fastdefocus.kernels import ingest as KI  # noqa: E402
 from fastdefocus.kernels import refine as KR  # noqa: E402
 from fastdefocus.kernels import snap as KS  # noqa: E402
@@ -139,6 +140,67 @@ def test_snap_boundaries_matches_cpu(shape, radius):
     np.testing.assert_allclose(got, want, atol=1e-4)
 
 
+# ----------------------------------------------------------------------- coarse levels
+
+
+def test_coarse_region_box_matches_cpu():
+    from fastdefocus.stages.coarse import box_region, coarse_region
+    rng = np.random.default_rng(7)
+    sigma = (rng.random((40, 52)) * 3).astype(np.float32)
+    sigma[9:30, 21:47] += 3.0
+    sigma[33, 5] = 4.5  # a lone pixel widens the box
+    d_sigma = cuda.to_device(sigma)
+    for lo in (4.0, 5.5, 8.0):
+        box = KC.region_box(d_sigma, lo)
+        above = sigma > np.float32(lo)
+        rows, cols = np.flatnonzero(above.any(axis=1)), np.flatnonzero(above.any(axis=0))
+        want = (int(above.sum()), rows[0], rows[-1], cols[0], cols[-1]) if above.any() else (0, 40, -1, 52, -1)
+        assert box == tuple(int(v) for v in want)
+        for factor, margin, min_area in [(2, 3, 10), (4, 64, 10), (4, 0, 1), (2, 0, 10 ** 4)]:
+            assert box_region(box, sigma.shape, factor, margin, min_area) == coarse_region(
+                sigma, lo, factor, margin, min_area)
+    assert box_region(KC.region_box(d_sigma, 4.0), sigma.shape, 2, 3, 10) == (6, 37, 2, 50)
+
+
+@pytest.mark.parametrize("region,factor", [((3, 40, 5, 50), 2), ((0, 33, 8, 45), 4), ((12, 13, 0, 52), 4)])
+def test_coarse_shrink_matches_opencv(region, factor):
+    import cv2
+    from fastdefocus.stages.coarse import padded_size
+    lum = np.random.default_rng(8).random((40, 52)).astype(np.float32)
+    y0, y1, x0, x1 = region
+    ph, pw = padded_size(y1 - y0, factor), padded_size(x1 - x0, factor)
+    want = cv2.resize(pad_to(np.ascontiguousarray(lum[y0:y1, x0:x1]), ph, pw), (pw // factor, ph // factor),
+                      interpolation=cv2.INTER_AREA)
+    got = KC.shrink(cuda.to_device(lum), region, factor).copy_to_host()
+    assert got.shape == want.shape == KC.shrunk_shape(region, factor)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+@pytest.mark.parametrize("region,factor,level", [((3, 40, 5, 50), 2, 1), ((0, 33, 8, 45), 4, 2)])
+def test_coarse_upsample_merge_matches_cpu(region, factor, level):
+    import cv2
+    from fastdefocus.stages.coarse import gate, merge, padded_size
+    rng = np.random.default_rng(9)
+    lo, hi = gate(level)
+    sigma = (rng.random((40, 52)) * 2.5 * lo).astype(np.float32)
+    conf = rng.random((40, 52)).astype(np.float32)
+    y0, y1, x0, x1 = region
+    rh, rw = y1 - y0, x1 - x0
+    ph, pw = padded_size(rh, factor), padded_size(rw, factor)
+    small = KC.shrunk_shape(region, factor)
+    c_sigma = (rng.random(small) * 3 * hi / factor).astype(np.float32)
+    c_conf = (rng.random(small) * 1.4 - 0.2).astype(np.float32)  # outside [0, 1] too: clipped
+    up_s = cv2.resize(c_sigma, (pw, ph), interpolation=cv2.INTER_LINEAR)[:rh, :rw] * np.float32(factor)
+    up_c = np.clip(cv2.resize(c_conf, (pw, ph), interpolation=cv2.INTER_LINEAR)[:rh, :rw], 0.0, 1.0)
+    want_s, want_c = sigma.copy(), conf.copy()
+    merge(want_s[y0:y1, x0:x1], want_c[y0:y1, x0:x1], up_s, up_c, lo, hi)
+    assert np.abs(want_s - sigma).max() > 1.0  # the case raises the map
+    d_s, d_c = cuda.to_device(sigma), cuda.to_device(conf)
+    KC.upsample_merge(cuda.to_device(c_sigma), cuda.to_device(c_conf), region, factor, lo, hi, d_s, d_c)
+    np.testing.assert_allclose(d_s.copy_to_host(), want_s, atol=1e-5)
+    np.testing.assert_allclose(d_c.copy_to_host(), want_c, atol=1e-5)
+
+
 @pytest.mark.parametrize("shape,stride,iterations", [((24, 40), 8, 3), ((20, 36), 16, 0)])
 def test_pipeline_matches_cpu_estimator(cpu_est, shape, stride, iterations):
     est = DefocusEstimator(device="cpu", stride=stride, iterations=iterations)
@@ -153,6 +215,33 @@ def test_pipeline_matches_cpu_estimator(cpu_est, shape, stride, iterations):
     np.testing.assert_allclose(got.sigma, want.sigma, atol=0.03)
     np.testing.assert_allclose(got.confidence, want.confidence, atol=0.02)
     assert np.abs(got.sigma - want.sigma).mean() < 0.005
+
+
+def test_pipeline_coarse_levels_match_cpu_estimator():
+    """Blur past the classifier's 6 px (Gaussian of 10 px on the right half): both coarse levels
+    raise the map there, on the GPU as on the CPU; a sharp image runs none. (Without the boundary
+    snap, which the simulator takes minutes over at this size; the tests above compare it.)"""
+    est = DefocusEstimator(device="cpu", snap=0)
+    gpu = GpuPipeline(est.config, est.info, backend="cpu")
+    h, w = 96, 128
+    img = dead_leaves(np.random.default_rng(3), max(h, w))[:h, :w].astype(np.float32)
+    blurred = img.copy()
+    blurred[:, w // 2:] = gaussian_blur(img, 10.0)[:, w // 2:]
+    for image, coarse in [(img[:32, :48], False), (blurred, True)]:
+        rgb = np.repeat((image * 255).astype(np.uint8)[..., None], 3, axis=2)
+        want = est.estimate(rgb)
+        got = gpu.estimate(rgb)
+        if coarse:
+            assert want.sigma[:, 3 * w // 4:].min() > 7.0  # past the fine level's 6.5 px
+            assert set(gpu._level_maps) == {(48, 64), (24, 32)}  # level 1 on the image halved, 2 quartered
+            assert gpu._child._backends is gpu._backends  # one classifier for all levels
+        else:
+            assert want.sigma.max() < 4.0 and gpu._child is None  # below the first gate: no level
+        assert got.sigma_max == want.sigma_max == est.info.sigma_max * 4
+        assert "coarse" in got.timings
+        np.testing.assert_allclose(got.sigma, want.sigma, atol=0.03)
+        np.testing.assert_allclose(got.confidence, want.confidence, atol=0.02)
+        assert np.abs(got.sigma - want.sigma).mean() < 0.005
 
 
 def test_pipeline_stream_keeps_order_and_smooths(cpu_est):
