@@ -54,10 +54,16 @@ def add_quality_arguments(ap: argparse.ArgumentParser) -> None:
 
 def add_speed_arguments(ap: argparse.ArgumentParser, prefix: bool = False) -> None:
     """Speed options; with ``prefix`` (the full report) they are spelt --speed-*."""
-    from fastdefocus.eval.speed import SIZES, XIMGPROC_VENV
+    from fastdefocus.eval.speed import DEFAULT_SIZES, SIZES, STREAM_SIZES, XIMGPROC_VENV
     p = "--speed-" if prefix else "--"
     ap.add_argument(f"{p}repeats", dest="speed_repeats", type=int, default=3, help="best of N runs")
-    ap.add_argument(f"{p}sizes", dest="speed_sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
+    ap.add_argument(f"{p}sizes", dest="speed_sizes", nargs="+", choices=list(SIZES), default=list(DEFAULT_SIZES))
+    ap.add_argument(f"{p}stream-sizes", dest="speed_stream_sizes", nargs="+", choices=list(SIZES),
+                    default=list(STREAM_SIZES), help="frame sizes of the frames-per-second table")
+    ap.add_argument(f"{p}stream-frames", dest="speed_stream_frames", type=int, default=20,
+                    help="different frames timed per configuration of the frames-per-second table")
+    ap.add_argument(f"{p}no-stream", dest="speed_stream", action="store_false",
+                    help="skip the frames-per-second table")
     ap.add_argument(f"{p}strides", dest="speed_strides", type=int, nargs="+", default=[8, 16])
     ap.add_argument(f"{p}loop-patches", dest="speed_loop_patches", type=int, default=2000,
                     help="patches timed one at a time for the official structure, extrapolated to all "
@@ -82,7 +88,8 @@ def speed_options(args) -> dict:
     from fastdefocus.eval.speed import install_ximgproc_venv
     return {"repeats": args.speed_repeats, "sizes": args.speed_sizes, "strides": args.speed_strides,
             "loop_patches": args.speed_loop_patches, "loop": args.speed_loop, "torch": args.speed_torch,
-            "reference": args.speed_reference, "gpu": args.speed_gpu,
+            "reference": args.speed_reference, "gpu": args.speed_gpu, "stream": args.speed_stream,
+            "stream_sizes": args.speed_stream_sizes, "stream_frames": args.speed_stream_frames,
             "ximgproc_python": (str(install_ximgproc_venv()) if args.speed_install_ximgproc
                                 else args.speed_ximgproc_python)}
 

@@ -34,7 +34,10 @@ import numpy as np
 
 from fastdefocus.eval._common import emit_report, run_info
 
-SIZES = {"640x480": (480, 640), "1920x1080": (1080, 1920)}
+SIZES = {"640x480": (480, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
+#: The sizes of the per-stage table by default (the stream table: STREAM_SIZES).
+DEFAULT_SIZES = ("640x480", "1920x1080")
+STREAM_SIZES = ("640x480", "1280x720")
 GF_RADIUS, GF_EPS = 16, 1e-3
 STAGES = ("ingest", "patches", "classify", "splat", "refine", "coarse")
 #: The uniform blur (Gaussian sigma, px) of the coarse-level timing's blurred frame.
@@ -119,6 +122,56 @@ def measure(kind: str, frame_path: str, stride: int, repeats: int, loop_patches:
             out["backend"] = f"{est.backend}, batch of 1"
     out["peak_rss"] = _rss_peak()
     out["peak_above_idle"] = max(out["peak_rss"] - idle, 0)
+    return out
+
+
+def measure_stream(size: str, stride: int, frames: int, flat_gate: float | None = None) -> dict:
+    """Frames per second and latency of the default estimator (meant for a fresh process) on
+    ``frames`` different generated frames: one ``estimate`` per frame, and ``stream`` (the
+    frames read ahead by a thread); beside it, in the same run, ONNX Runtime fp32 classifying
+    every patch of each frame at that stride (all of them, whatever the gating skips), the
+    figure a frame's time is divided by. ``flat_gate``: the estimator's (None: default)."""
+    import fastdefocus
+    from fastdefocus.stages.filters import extract_patches
+    from fastdefocus.stages.ingest import to_luminance
+
+    h, w = SIZES[size]
+    seq = [make_frame(h, w, seed=k) for k in range(frames)]
+    options = {} if flat_gate is None else {"flat_gate": flat_gate}
+    est = fastdefocus.DefocusEstimator(stride=stride, device="cpu", **options)
+    est.estimate(seq[0])  # warm-up
+    per_frame, classified, patches = [], 0, 0
+    for frame in seq:
+        t0 = time.perf_counter()
+        result = est.estimate(frame)
+        per_frame.append(time.perf_counter() - t0)
+        classified += result.counts.get("classified", 0)
+        patches += result.counts.get("patches", 0)
+    stream = []
+    t_prev = time.perf_counter()
+    for _ in est.stream(iter(seq)):
+        now = time.perf_counter()
+        stream.append(now - t_prev)
+        t_prev = now
+    baseline = []
+    for frame in seq:
+        all_patches, _ = extract_patches(to_luminance(frame), size=est.patch_size, stride=stride, normalize=True,
+                                         std_floor=est.info.std_floor)
+        t0 = time.perf_counter()
+        est.classifier.probabilities(all_patches)
+        baseline.append(time.perf_counter() - t0)
+
+    def stats(xs):
+        xs = np.asarray(xs)
+        return {"fps": float(len(xs) / xs.sum()), "p50_ms": float(1e3 * np.percentile(xs, 50)),
+                "p99_ms": float(1e3 * np.percentile(xs, 99))}
+
+    out = {"size": size, "stride": stride, "frames": frames, "backend": est.backend,
+           "flat_gate": est.config.flat_gate, "per_frame": stats(per_frame), "stream": stats(stream),
+           "classifier_all": stats(baseline), "patches": patches // frames,
+           "classified_share": classified / max(patches, 1)}
+    out["ratio_per_frame"] = float(np.mean(per_frame) / np.mean(baseline))
+    out["ratio_stream"] = float(np.mean(stream) / np.mean(baseline))
     return out
 
 
@@ -295,6 +348,14 @@ def run_speed(options: dict) -> dict:
             print(f"[speed] {size} stride {stride} coarse levels", file=sys.stderr, flush=True)
             report.setdefault("coarse", []).append(_in_fresh_process(measure_coarse, size, stride,
                                                                      options["repeats"]))
+    if options.get("stream", True):
+        for size in options.get("stream_sizes", STREAM_SIZES):
+            for stride in options["strides"]:
+                for gate in (None, 0.0):
+                    print(f"[speed] {size} stride {stride} frames{' (no gating)' if gate == 0.0 else ''}",
+                          file=sys.stderr, flush=True)
+                    report.setdefault("stream", []).append(_in_fresh_process(
+                        measure_stream, size, stride, options.get("stream_frames", 20), gate))
     if options.get("gpu") and gpu_present():
         report["gpu"] = run_gpu_bench()
     return report
@@ -332,6 +393,21 @@ def speed_markdown(report: dict) -> str:
                 parts.append(f"{by[(size, stride, other)]['seconds'] / r['seconds']:.1f}x faster than {label}")
         if parts:
             lines.append(f"- {size}, stride {stride}: fastdefocus is {' and '.join(parts)}")
+    if report.get("stream"):
+        lines.append("\nFrames per second on different frames (generated, a layered defocus each), the default "
+                     "model: one `estimate` per frame and `stream` (frames read ahead), p50 / p99 latency in "
+                     "ms; 'classifier on all' is ONNX Runtime fp32 classifying every patch of the frame in the "
+                     "same run (what a frame's time is divided by in 'frame / classifier'); 'classified' is the "
+                     "share of patches texture gating sent to the classifier (`--flat-gate 0`: all).\n")
+        lines.append("| frame | stride | gating | patches | classified | per frame fps | p50 / p99 ms | stream fps | "
+                     "p50 / p99 ms | classifier on all, ms | frame / classifier | stream / classifier |\n"
+                     "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in report["stream"]:
+            pf, st, cl = r["per_frame"], r["stream"], r["classifier_all"]
+            lines.append(f"| {r['size']} | {r['stride']} | {'on' if r['flat_gate'] > 0 else 'off'} | {r['patches']} | "
+                         f"{100 * r['classified_share']:.0f}% | {pf['fps']:.1f} | {pf['p50_ms']:.0f} / "
+                         f"{pf['p99_ms']:.0f} | {st['fps']:.1f} | {st['p50_ms']:.0f} / {st['p99_ms']:.0f} | "
+                         f"{cl['p50_ms']:.0f} | {r['ratio_per_frame']:.2f} | {r['ratio_stream']:.2f} |")
     if report.get("coarse"):
         lines.append("\nCoarse levels (blur past 6 px): the default estimator against `coarse_levels=0`, same run, "
                      "best of each, interleaved:\n")
