@@ -174,6 +174,7 @@ py::tuple result_tuple(fd::Result&& r) {
     timings["patches_total"] = r.patches;
     timings["patches_classified"] = r.patches_classified;
     timings["coarse_levels_run"] = r.coarse_levels_run;
+    timings["patches_reused"] = r.patches_reused;
     return py::make_tuple(sigma, conf, timings);
 }
 
@@ -246,12 +247,13 @@ class PyEstimator {
         est_.reset(new fd::Estimator(o, c));
     }
 
-    py::tuple estimate(py::array image, bool bgr) {
+    py::tuple estimate(py::array image, bool bgr, const py::object& cache) {
         const fd::ImageView v = image_view(image, bgr);
+        fd::StreamCache* c = cache.is_none() ? nullptr : cache.cast<fd::StreamCache*>();
         fd::Result r;
         {
             py::gil_scoped_release release;
-            r = est_->estimate(v);
+            r = c != nullptr ? est_->estimate(v, *c) : est_->estimate(v);
         }
         return result_tuple(std::move(r));
     }
@@ -574,7 +576,9 @@ PYBIND11_MODULE(_native, m) {
              py::arg("coarse_levels") = fd::params::kDefaultCoarseLevels,
              py::arg("flat_gate") = fd::params::kDefaultFlatGate)
         .def("estimate", &PyEstimator::estimate, py::arg("image"), py::arg("bgr") = false,
-             "(sigma, confidence, timings) of an image (uint8 / uint16 / float32, (H, W) or (H, W, C)).")
+             py::arg("cache") = py::none(),
+             "(sigma, confidence, timings) of an image (uint8 / uint16 / float32, (H, W) or (H, W, C)); "
+             "with a StreamCache, the next frame of a stream (unchanged patches keep their probabilities).")
         .def("estimate_from_probabilities", &PyEstimator::estimate_from_probabilities, py::arg("image"),
              py::arg("probabilities"), py::arg("bgr") = false,
              "The whole C++ pipeline with the classifier's probabilities given (patches x levels).")
@@ -583,6 +587,9 @@ PYBIND11_MODULE(_native, m) {
         .def_property_readonly("classifier_name", &PyEstimator::classifier_name)
         .def_property_readonly("options", &PyEstimator::options);
     m.def("model_info", &model_info, py::arg("directory"));
+    py::class_<fd::StreamCache>(m, "StreamCache")
+        .def(py::init<>())
+        .def("reset", &fd::StreamCache::reset);
     py::class_<PyTemporalFilter>(m, "TemporalFilter")
         .def(py::init<>())
         .def("update", &PyTemporalFilter::update, py::arg("luminance"), py::arg("sigma"), py::arg("confidence"),

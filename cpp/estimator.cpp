@@ -72,12 +72,19 @@ EstimatorOptions validated_options(const EstimatorOptions& options, const ModelI
     return o;
 }
 
+struct StreamCache::Data {
+    int64_t ph = 0, pw = 0, stride = 0;
+    std::vector<float> padded;  // the previous frame's padded (pre-filtered) luminance
+    std::vector<float> probs;   // and its patch probabilities
+};
+
 struct Estimator::Impl {
     EstimatorOptions options;
     ModelInfo model;
     std::shared_ptr<Classifier> classifier;
 
-    Result run(const ImageView& image, const float* given, int64_t given_n, int64_t given_levels);
+    Result run(const ImageView& image, const float* given, int64_t given_n, int64_t given_levels,
+               StreamCache::Data* cache = nullptr);
     // The classifier's probabilities of a flat patch (all zeros once normalised): those of the
     // gated patches.  Computed on first use.
     std::vector<float> flat_probabilities();
@@ -130,6 +137,17 @@ Result Estimator::estimate(const ImageView& image) {
     return impl_->run(image, nullptr, 0, 0);
 }
 
+Result Estimator::estimate(const ImageView& image, StreamCache& cache) {
+    if (!impl_) throw std::logic_error("estimate on a moved-from Estimator");
+    return impl_->run(image, nullptr, 0, 0, cache.d_.get());
+}
+
+StreamCache::StreamCache() : d_(new Data) {}
+StreamCache::~StreamCache() = default;
+StreamCache::StreamCache(StreamCache&&) noexcept = default;
+StreamCache& StreamCache::operator=(StreamCache&&) noexcept = default;
+void StreamCache::reset() { *d_ = Data(); }
+
 Result Estimator::estimate_with_probabilities(const ImageView& image, const float* probabilities, int64_t n_patches,
                                               int64_t levels) {
     if (!impl_) throw std::logic_error("estimate on a moved-from Estimator");
@@ -137,7 +155,37 @@ Result Estimator::estimate_with_probabilities(const ImageView& image, const floa
     return impl_->run(image, probabilities, n_patches, levels);
 }
 
-Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t given_n, int64_t given_levels) {
+namespace {
+
+// Per patch of the (ny, nx) grid: 1 when all its pixels in `now` equal those in `before`
+// (both padded, ph x pw), compared cell by cell (stride x stride) with memcmp.
+std::vector<unsigned char> unchanged_patches(const std::vector<float>& now, const std::vector<float>& before,
+                                             int64_t ph, int64_t pw, int64_t ny, int64_t nx, int64_t p, int64_t s) {
+    const int64_t k = p / s, cy = ph / s, cx = pw / s;
+    std::vector<unsigned char> cell(static_cast<std::size_t>(cy * cx), 1);
+    for (int64_t y = 0; y < ph; ++y) {
+        const float* a = now.data() + y * pw;
+        const float* b = before.data() + y * pw;
+        for (int64_t X = 0; X < cx; ++X) {
+            unsigned char& c = cell[static_cast<std::size_t>((y / s) * cx + X)];
+            if (c && std::memcmp(a + X * s, b + X * s, static_cast<std::size_t>(s) * sizeof(float)) != 0) c = 0;
+        }
+    }
+    std::vector<unsigned char> patch(static_cast<std::size_t>(ny * nx), 1);
+    for (int64_t i = 0; i < ny; ++i)
+        for (int64_t j = 0; j < nx; ++j) {
+            unsigned char ok = 1;
+            for (int64_t a = 0; a < k && ok; ++a)
+                for (int64_t b = 0; b < k && ok; ++b) ok = cell[static_cast<std::size_t>((i + a) * cx + j + b)];
+            patch[static_cast<std::size_t>(i * nx + j)] = ok;
+        }
+    return patch;
+}
+
+}  // namespace
+
+Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t given_n, int64_t given_levels,
+                            StreamCache::Data* cache) {
     using clock = std::chrono::steady_clock;
     const EstimatorOptions& o = options;
     const int threads = o.threads;
@@ -195,12 +243,19 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
         // evidence (its texture confidence, hence its weight in the map, is 0 from 0.5 x flat_std
         // down): it is not classified and gets the probabilities of a flat (all-zero) patch
         std::vector<int64_t> keep;
-        const bool gating = o.flat_gate > 0;
+        const double gate_std = o.flat_gate * model.flat_std;
+        auto gated = [&](int64_t i) { return stats.texture[i] < gate_std; };
+        // a stream: the patches whose pixels are the previous frame's keep its probabilities
+        std::vector<unsigned char> same;
+        const bool reusing = cache != nullptr && cache->ph == ph && cache->pw == pw && cache->stride == s &&
+                             cache->probs.size() == static_cast<std::size_t>(npatch * L) &&
+                             cache->padded.size() == padded_source.size();
+        if (reusing) same = unchanged_patches(padded_source, cache->padded, ph, pw, ny, nx, p, s);
+        const bool gating = o.flat_gate > 0 || reusing;
         if (gating) {
-            const double gate_std = o.flat_gate * model.flat_std;
             keep.reserve(static_cast<std::size_t>(npatch));
             for (int64_t i = 0; i < npatch; ++i)
-                if (!(stats.texture[i] < gate_std)) keep.push_back(i);
+                if (!gated(i) && !(reusing && same[static_cast<std::size_t>(i)])) keep.push_back(i);
         }
         const int64_t nclass = gating ? static_cast<int64_t>(keep.size()) : npatch;
         result.patches_classified = nclass;
@@ -228,10 +283,24 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
         }
         if (nclass < npatch) {
             const auto ta = clock::now();
-            const std::vector<float> flat = flat_probabilities();
-            for (int64_t i = 0; i < npatch; ++i)
-                if (stats.texture[i] < o.flat_gate * model.flat_std) std::copy_n(flat.data(), L, probs.data() + i * L);
+            std::vector<float> flat;
+            for (int64_t i = 0; i < npatch; ++i) {
+                if (gated(i)) {
+                    if (flat.empty()) flat = flat_probabilities();
+                    std::copy_n(flat.data(), L, probs.data() + i * L);
+                } else if (reusing && same[static_cast<std::size_t>(i)]) {
+                    std::copy_n(cache->probs.data() + i * L, L, probs.data() + i * L);
+                    ++result.patches_reused;
+                }
+            }
             t_classify += seconds_since(ta);
+        }
+        if (cache != nullptr) {  // this frame is the next one's reference
+            cache->ph = ph;
+            cache->pw = pw;
+            cache->stride = s;
+            cache->padded = padded_source;
+            cache->probs = probs;
         }
         {
             for (float v : probs)

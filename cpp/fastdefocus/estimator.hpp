@@ -97,6 +97,8 @@ struct Result {
     std::vector<float> confidence;  // height * width, in [0, 1]
     double sigma_max = 0;           // the largest sigma reported: the model's, x 2^coarse_levels
     int coarse_levels_run = 0;      // coarse levels that ran on this image (0: none was needed)
+    std::int64_t patches_reused = 0;  // of a stream's frame: patches whose probabilities were the
+                                      // previous frame's (their pixels did not change)
     std::int64_t patches = 0;       // patches of the (fine) grid
     std::int64_t patches_classified = 0;  // of which the classifier saw (the rest were gated)
     Timings timings;
@@ -163,6 +165,24 @@ bool has_opencv_dnn() noexcept;
 // the graph does not load.
 std::unique_ptr<Classifier> make_opencv_classifier(const std::string& onnx_path, int threads = 0);
 
+// What a stream of same-sized frames carries from one frame to the next: the previous frame's
+// luminance and patch probabilities, so that a patch whose pixels did not change (bit for bit)
+// keeps its probabilities instead of being classified again.  One per stream; not shared
+// between threads.
+class StreamCache {
+  public:
+    StreamCache();
+    ~StreamCache();
+    StreamCache(StreamCache&&) noexcept;
+    StreamCache& operator=(StreamCache&&) noexcept;
+    void reset();  // forget the previous frame
+
+  private:
+    friend class Estimator;
+    struct Data;
+    std::unique_ptr<Data> d_;
+};
+
 class Estimator {
   public:
     // The model's OpenCV DNN classifier (throws std::runtime_error when built without OpenCV:
@@ -177,6 +197,11 @@ class Estimator {
     // The defocus map of one image.  Not reentrant on one Estimator (the classifier may not
     // be): use one per thread.
     Result estimate(const ImageView& image);
+
+    // The next frame of a stream: as estimate(image), but the patches whose pixels are those of
+    // the previous frame given with this cache reuse its probabilities exactly (the map is the
+    // same as estimate's); the first frame, or one of another size, fills the cache.
+    Result estimate(const ImageView& image, StreamCache& cache);
 
     // The whole pipeline with the class probabilities given (n_patches x levels, in the
     // order of the patch grid: patch_grid(image.height, image.width)); the classifier is

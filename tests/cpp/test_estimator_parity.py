@@ -48,7 +48,7 @@ def test_cpp_pipeline_matches_python_given_its_probabilities(native, weights_dir
     assert diff_stats(confidence, result.confidence)["max"] <= 1e-4
     assert 0.0 <= sigma.min() and sigma.max() <= est.sigma_max == result.sigma_max
     assert set(timings) == {"ingest", "patches", "classify", "splat", "refine", "snap", "coarse", "total",
-                            "patches_total", "patches_classified", "coarse_levels_run"}
+                            "patches_total", "patches_classified", "coarse_levels_run", "patches_reused"}
     assert timings["classify"] == 0.0
     assert timings["patches_classified"] == 0 and timings["patches_total"] == probs.shape[0]
 
