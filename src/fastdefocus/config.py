@@ -17,7 +17,7 @@ from fastdefocus._validate import check_float, check_int, check_max_pixels
 #: Where the classifier runs.
 DEVICES = ("auto", "cpu", "cuda")
 #: Classifier runtimes on the CPU ("auto": ONNX Runtime) ...
-CPU_BACKENDS = ("auto", "onnxruntime", "torch")
+CPU_BACKENDS = ("auto", "onnxruntime", "onnxruntime-int8", "torch")
 #: ... and on a CUDA device, best first ("cpu" there: ONNX Runtime on the host).
 GPU_BACKENDS = ("tensorrt", "compile", "eager", "cpu")
 BACKENDS = CPU_BACKENDS + GPU_BACKENDS
@@ -35,7 +35,7 @@ class EstimatorConfig:
         "help": "where the estimator runs; 'auto' takes a CUDA GPU when one is usable, else the CPU",
         "choices": DEVICES})
     backend: str = field(default="auto", metadata={
-        "help": "classifier runtime: onnxruntime / torch on the CPU; tensorrt / compile / eager / cpu on a "
+        "help": "classifier runtime: onnxruntime / onnxruntime-int8 (the int8 graph) / torch on the CPU; tensorrt / compile / eager / cpu on a "
                 "CUDA device ('auto': the fastest available)", "choices": BACKENDS})
     stride: int = field(default=8, metadata={
         "help": "patch grid step in px; divides the patch size (32): 1, 2, 4, 8, 16 or 32"})
@@ -70,9 +70,9 @@ class EstimatorConfig:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.device == "cpu" and self.backend in GPU_BACKENDS[:-1]:
             raise ValueError(f"backend {self.backend!r} runs on a CUDA device; on the CPU use 'auto', "
-                             "'onnxruntime' or 'torch'")
-        if self.device == "cuda" and self.backend == "onnxruntime":
-            raise ValueError("backend 'onnxruntime' is the CPU runtime; on a CUDA device use 'auto', "
+                             "'onnxruntime', 'onnxruntime-int8' or 'torch'")
+        if self.device == "cuda" and self.backend in ("onnxruntime", "onnxruntime-int8"):
+            raise ValueError(f"backend {self.backend!r} is a CPU runtime; on a CUDA device use 'auto', "
                              "'tensorrt', 'compile', 'eager' or 'cpu' (ONNX Runtime on the host)")
         set_ = object.__setattr__  # frozen: normalise the types once, here
         set_(self, "stride", check_int("stride", self.stride, 1))

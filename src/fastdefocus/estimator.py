@@ -49,10 +49,11 @@ class DefocusEstimator:
         Where the estimator runs. "auto" takes a CUDA GPU when one is usable (an NVIDIA driver
         and Numba's CUDA target; never the CUDA simulator) and the backend allows it, else the
         CPU. On "cuda" every stage runs as a CUDA kernel (:mod:`fastdefocus.cuda_pipeline`).
-    backend : {"auto", "onnxruntime", "torch", "tensorrt", "compile", "eager", "cpu"}
+    backend : {"auto", "onnxruntime", "onnxruntime-int8", "torch", "tensorrt", "compile", "eager", "cpu"}
         Classifier runtime. "auto" picks ONNX Runtime on the CPU (the fastest measured there)
-        and the best available of tensorrt, compile, eager, cpu on CUDA. ``est.backend`` says
-        which one runs.
+        and the best available of tensorrt, compile, eager, cpu on CUDA. "onnxruntime-int8"
+        runs the model's int8 graph (static QDQ, stem and head in float; its held-out accuracy
+        is in docs/MODEL.md). ``est.backend`` says which one runs.
     stride : int
         Patch grid step in pixels; must divide the patch size (32): 1, 2, 4, 8, 16 or 32.
         Smaller is finer and slower (patches grow as 1 / stride^2).
@@ -119,7 +120,7 @@ class DefocusEstimator:
             config = config.replace(**options)
         device, backend = config.device, config.backend
         if device == "auto":
-            device = "cuda" if gpu_available() and backend not in ("onnxruntime", "torch") else "cpu"
+            device = "cuda" if gpu_available() and backend not in ("onnxruntime", "onnxruntime-int8", "torch") else "cpu"
             config = config.replace(device=device)  # checks the backend against the device it resolved to
         self.info = load_model_info(config.weights)
         self.patch_size = self.info.patch_size

@@ -81,9 +81,16 @@ class PatchClassifier:
                     raise ModuleNotFoundError("no classifier runtime is installed: pip install onnxruntime (the "
                                               "default), or pip install 'fastdefocus[torch]'", name="onnxruntime") \
                         from e
-        if backend == "onnxruntime":
+        if backend in ("onnxruntime", "onnxruntime-int8"):
             if self.device != "cpu":
-                raise ValueError("backend='onnxruntime' runs on the CPU; use backend='torch' for device='cuda'")
+                raise ValueError(f"backend={backend!r} runs on the CPU; use backend='torch' for device='cuda'")
+            graph = info.onnx_path
+            if backend == "onnxruntime-int8":
+                if info.onnx_int8_path is None:
+                    raise ValueError("backend 'onnxruntime-int8' needs the model's int8 graph (files.onnx_int8 in "
+                                     "blur_classifier.json), and this model has none: use backend 'onnxruntime', or "
+                                     "make one with python -m fastdefocus.train.quantize")
+                graph = info.onnx_int8_path
             try:
                 import onnxruntime as ort
             except ImportError as e:
@@ -94,9 +101,8 @@ class PatchClassifier:
             # the cores this process may use (containers and affinity), not the host's
             opts.intra_op_num_threads = threads if threads > 0 else default_threads()
             opts.inter_op_num_threads = 1
-            self._session = ort.InferenceSession(str(info.onnx_path), sess_options=opts,
-                                                 providers=["CPUExecutionProvider"])
-            self.name = "onnxruntime"
+            self._session = ort.InferenceSession(str(graph), sess_options=opts, providers=["CPUExecutionProvider"])
+            self.name = backend
             self._run = self._run_onnx
         else:
             torch = _import_torch()

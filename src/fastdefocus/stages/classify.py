@@ -68,6 +68,9 @@ class ModelInfo:
     onnx_path: Path
     safetensors_path: Path
     metadata: dict
+    #: The int8 ONNX graph (``files.onnx_int8``; ``backend="onnxruntime-int8"``), None when the
+    #: model has none.
+    onnx_int8_path: Path | None = None
 
     @property
     def flat_std(self) -> float:
@@ -94,7 +97,9 @@ def load_model_info(weights_dir: Path | str | None = None, verify: bool = True) 
     if missing:
         raise ModelFileError(f"model metadata {meta_path} lacks {', '.join(missing)}: not a fastdefocus model file")
     files = {}
-    for key in ("onnx", "safetensors"):
+    for key in ("onnx", "safetensors", "onnx_int8"):
+        if key == "onnx_int8" and key not in meta["files"]:
+            continue
         entry = meta["files"][key]
         path = weights_dir / entry["name"]
         if verify:
@@ -111,4 +116,5 @@ def load_model_info(weights_dir: Path | str | None = None, verify: bool = True) 
                      patch_size=int(meta["input"]["patch_size"]),
                      width_mult=float(meta["architecture"]["width_mult"]),
                      calibration=np.asarray(meta["calibration"]["knots"], dtype=np.float64),
-                     onnx_path=files["onnx"], safetensors_path=files["safetensors"], metadata=meta)
+                     onnx_path=files["onnx"], safetensors_path=files["safetensors"], metadata=meta,
+                     onnx_int8_path=files.get("onnx_int8"))
