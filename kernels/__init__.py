@@ -13,6 +13,9 @@ twin in :mod:`fastdefocus.stages`:
 - :mod:`.splat`: ``patch_statistics``, ``patch_outputs``, ``splat``;
 - :mod:`.refine`: ``resize_linear``, ``area_guide``, ``upsample_apply``, ``blend``;
 - :mod:`.snap`: ``snap_boundaries``, ``SnapWork``;
+- :mod:`.coarse`: the coarse levels' region, shrink and upsample + merge
+  (:mod:`fastdefocus.stages.coarse`);
+- :mod:`.temporal`: the temporal filter of a stream (:mod:`fastdefocus.stages.temporal`);
 - :mod:`._device`: the ``cuda`` module, launch shapes, ``as_device``;
 - :mod:`._compat`: measures applied before ``numba.cuda`` is imported
   (``np.row_stack`` for numba-cuda under numpy >= 2.5).
