@@ -416,7 +416,8 @@ int Estimator::Impl::raise_with_coarse_levels(Result& result, const std::vector<
     for (int L = 1; L <= options.coarse_levels; ++L) {
         const int64_t f = int64_t{1} << L;
         const std::array<double, 2> g = stages::coarse_gate(L);
-        const stages::CoarseRegion r = stages::coarse_region(result.sigma.data(), h, w, g[0], f, p * f);
+        // where the map is past the gate's full point: the level runs there (and ramps from g[0])
+        const stages::CoarseRegion r = stages::coarse_region(result.sigma.data(), h, w, g[1], f, p * f);
         if (r.empty()) break;
         const int64_t rh = r.y1 - r.y0, rw = r.x1 - r.x0;
         const int64_t ph = (rh + f - 1) / f * f, pw = (rw + f - 1) / f * f;

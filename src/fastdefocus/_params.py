@@ -132,7 +132,7 @@ SNAP_MIN_CONTRAST = 0.05
 COARSE_GATE = (4.0, 5.0)
 #: Coarse confidence at which the coarse value counts fully (weight conf / COARSE_CONF, at most 1).
 COARSE_CONF = 0.4
-#: Fewest pixels above the gate's start for a coarse level to run at all (a 32 x 32 area).
+#: Fewest pixels past the gate's full point for a coarse level to run at all (a 32 x 32 area).
 COARSE_MIN_AREA = 1024
 
 # --------------------------------------------------------------------------- temporal filter

@@ -10,14 +10,15 @@ merges that estimate (times f, upsampled) into the map so far with three rules:
 - only as far as the coarse estimate is confident (weight ``min(confidence / COARSE_CONF, 1)``),
   so textureless areas, which read as strong blur at coarse scales, stay as they were.
 
-A level runs only when at least :data:`COARSE_MIN_AREA` pixels are past its gate's start,
-and only on the bounding box of those pixels widened by one coarse patch: a sharp photo pays
-nothing. Every implementation chains the same functions (the NumPy ones here are the
+A level runs only when at least :data:`COARSE_MIN_AREA` pixels are past its gate's full point
+(5 px at level 1: where the fine level truly saturates), and only on the bounding box of those
+pixels widened by one coarse patch, within which the gate ramps from its start: a sharp photo,
+or one blurred by 4 px, pays nothing. Every implementation chains the same functions (the NumPy ones here are the
 reference; cpp/coarse.cpp and fastdefocus.kernels.coarse are their twins):
 
     for level in 1..levels:
         lo, hi = gate(level)
-        region = coarse_region(sigma, lo, factor, margin)       # None: stop
+        region = coarse_region(sigma, hi, factor, margin)       # None: stop
         small = downsample(pad_to(lum[region], multiple of f))  # INTER_AREA, f x f block means
         s, c = <the estimator at the coarse scale>(small)       # no snap, no pre-filter
         up_s = f * resize(s, region padded), up_c = resize(c)   # INTER_LINEAR
@@ -101,7 +102,7 @@ def raise_with_coarse_levels(sigma: np.ndarray, confidence: np.ndarray, lum: np.
     for level in range(1, levels + 1):
         f = 2 ** level
         lo, hi = gate(level)
-        region = coarse_region(sigma, lo, f, patch * f)
+        region = coarse_region(sigma, hi, f, patch * f)
         if region is None:
             break
         y0, y1, x0, x1 = region
