@@ -48,6 +48,7 @@ fastdefocus::EstimatorOptions to_options(const fastdefocus_options* c) {
     o.iterations = c->iterations;
     o.snap = c->snap;
     o.coarse_levels = c->coarse_levels;
+    o.flat_gate = c->flat_gate;
     o.batch_size = c->batch_size;
     o.threads = c->threads;
     o.max_pixels = c->max_pixels;
@@ -69,6 +70,7 @@ void fastdefocus_options_init(fastdefocus_options* options) {
     options->iterations = o.iterations;
     options->snap = o.snap;
     options->coarse_levels = o.coarse_levels;
+    options->flat_gate = o.flat_gate;
     options->batch_size = o.batch_size;
     options->threads = o.threads;
     options->max_pixels = o.max_pixels;

@@ -586,6 +586,7 @@ static void test_estimator() {
     fd::EstimatorOptions o;
     o.model_path = model_dir();
     o.batch_size = 64;
+    o.coarse_levels = 0;  // test_coarse_gating_stream has them
     const fd::ModelInfo m = fd::load_model_info(o.model_path);
     const int64_t h = 70, w = 90;
     std::vector<unsigned char> rgb(h * w * 3);
@@ -726,6 +727,114 @@ static void test_estimator() {
     }
 }
 
+// Coarse levels, texture gating, the stream cache and the temporal filter.
+static void test_coarse_gating_stream() {
+    fd::EstimatorOptions o;
+    o.model_path = model_dir();
+    o.batch_size = 64;
+    o.snap = 0;
+    const fd::ModelInfo m = fd::load_model_info(o.model_path);
+    const int top = static_cast<int>(m.levels.size()) - 1;
+    const int64_t h = 160, w = 200;
+    const std::vector<float> img = random_image(h, w, 21);
+    const fd::ImageView view{img.data(), h, w, 1, 0, false, fd::PixelType::f32};
+    // every patch at the top level: the fine map saturates, both coarse levels run and read it x2, x4
+    {
+        int calls = 0;
+        int64_t seen = 0;
+        fd::Estimator est(o, one_hot(top, &calls, &seen));
+        const auto grid = est.patch_grid(h, w);
+        const fd::Result r = est.estimate(view);
+        CHECK(r.coarse_levels_run == 2);
+        CHECK(seen > grid[0] * grid[1]);  // the coarse levels classified patches of the shrunk image
+        CHECK_CLOSE(r.sigma_max, 4 * m.sigma_max(), 1e-9);
+        std::vector<float> sorted = r.sigma;
+        std::nth_element(sorted.begin(), sorted.begin() + sorted.size() / 2, sorted.end());
+        CHECK_CLOSE(sorted[sorted.size() / 2], 4 * m.sigma_max(), 0.05);
+        for (float v : r.sigma) CHECK(v >= m.sigma_max() - 1e-3 && v <= r.sigma_max + 1e-3);
+        fd::EstimatorOptions off = o;
+        off.coarse_levels = 0;
+        fd::Estimator est0(off, one_hot(top, &calls, &seen));
+        const fd::Result r0 = est0.estimate(view);
+        CHECK(r0.coarse_levels_run == 0);
+        for (float v : r0.sigma) CHECK(v <= m.sigma_max() + 1e-6);
+    }
+    // a sharp reading runs no coarse level
+    {
+        int calls = 0;
+        int64_t seen = 0;
+        fd::Estimator est(o, one_hot(0, &calls, &seen));
+        const auto grid = est.patch_grid(h, w);
+        const fd::Result r = est.estimate(view);
+        CHECK(r.coarse_levels_run == 0 && seen == grid[0] * grid[1]);
+    }
+    // texture gating: the flat left half is not classified (one flat patch is, once)
+    std::vector<float> half = img;
+    for (int64_t y = 0; y < h; ++y)
+        for (int64_t x = 0; x < 100; ++x) half[y * w + x] = 0.5f;
+    const fd::ImageView half_view{half.data(), h, w, 1, 0, false, fd::PixelType::f32};
+    {
+        int calls = 0;
+        int64_t seen = 0;
+        fd::Estimator est(o, one_hot(3, &calls, &seen));
+        const auto grid = est.patch_grid(h, w);
+        const fd::Result r = est.estimate(half_view);
+        const int64_t flat_cols = (100 - 32) / 8 + 1;
+        CHECK(r.patches == grid[0] * grid[1]);
+        CHECK(r.patches_classified == grid[0] * (grid[1] - flat_cols));
+        CHECK(seen == r.patches_classified + 1);
+        fd::EstimatorOptions all = o;
+        all.flat_gate = 0.0;
+        int calls2 = 0;
+        int64_t seen2 = 0;
+        fd::Estimator est2(all, one_hot(3, &calls2, &seen2));
+        const fd::Result r2 = est2.estimate(half_view);
+        CHECK(seen2 == r2.patches && r2.patches_classified == r2.patches);
+        // the classifier reads every patch alike here, so gating changes nothing
+        CHECK(r.sigma == r2.sigma);
+        fd::EstimatorOptions bad = o;
+        bad.flat_gate = 0.7;
+        EXPECT_THROW(std::invalid_argument, fd::Estimator(bad, one_hot(3, &calls, &seen)), "flat_gate");
+        bad = o;
+        bad.coarse_levels = 9;
+        EXPECT_THROW(std::invalid_argument, fd::Estimator(bad, one_hot(3, &calls, &seen)), "coarse_levels");
+    }
+    // stream cache: the same frame again classifies nothing; a changed corner only its patches
+    {
+        int calls = 0;
+        int64_t seen = 0;
+        fd::Estimator est(o, one_hot(5, &calls, &seen));
+        fd::StreamCache cache;
+        const fd::Result a = est.estimate(view, cache);
+        const int64_t first = seen;
+        const fd::Result b = est.estimate(view, cache);
+        CHECK(seen == first && b.patches_reused == a.patches_classified && b.patches_classified == 0);
+        CHECK(a.sigma == b.sigma);
+        std::vector<float> changed = img;
+        for (int64_t y = 0; y < 20; ++y)
+            for (int64_t x = 0; x < 20; ++x) changed[y * w + x] = 1.0f - changed[y * w + x];
+        const fd::Result c = est.estimate(fd::ImageView{changed.data(), h, w, 1, 0, false, fd::PixelType::f32}, cache);
+        CHECK(c.patches_classified == 9 && c.patches_reused == c.patches - 9);  // x0, y0 in {0, 8, 16}
+        cache.reset();
+        const fd::Result d = est.estimate(view, cache);
+        CHECK(d.patches_reused == 0);
+    }
+    // temporal filter: a static frame averages, a cut starts over
+    {
+        st::TemporalFilter f;
+        const int64_t n = h * w;
+        std::vector<float> s1(n, 2.0f), s2(n, 4.0f), c(n, 1.0f), so(n), co(n);
+        CHECK(f.update(img.data(), s1.data(), c.data(), h, w, so.data(), co.data()));
+        CHECK(!f.update(img.data(), s2.data(), c.data(), h, w, so.data(), co.data()));
+        for (float v : so) CHECK_CLOSE(v, 3.0, 1e-5);
+        const std::vector<float> other = random_image(h, w, 22);
+        CHECK(f.update(other.data(), s2.data(), c.data(), h, w, so.data(), co.data()));
+        for (float v : so) CHECK_CLOSE(v, 4.0, 1e-6);
+        CHECK(f.frames() == 3);
+        EXPECT_THROW(std::invalid_argument, f.update(nullptr, s1.data(), c.data(), h, w, so.data(), co.data()), "null");
+    }
+}
+
 int main() {
     test_luminance();
     test_gaussian();
@@ -736,6 +845,7 @@ int main() {
     test_refine_and_snap();
     test_model_info();
     test_estimator();
+    test_coarse_gating_stream();
     std::printf("%s (%d checks, %d failures)\n", failures ? "FAILED" : "OK", checks, failures);
     return failures ? 1 : 0;
 }
