@@ -125,7 +125,8 @@ def measure(kind: str, frame_path: str, stride: int, repeats: int, loop_patches:
     return out
 
 
-def measure_stream(size: str, stride: int, frames: int, flat_gate: float | None = None) -> dict:
+def measure_stream(size: str, stride: int, frames: int, flat_gate: float | None = None,
+                   backend: str = "auto") -> dict:
     """Frames per second and latency of the default estimator (meant for a fresh process) on
     ``frames`` different generated frames: one ``estimate`` per frame, and ``stream`` (the
     frames read ahead by a thread); beside it, in the same run, ONNX Runtime fp32 classifying
@@ -138,7 +139,10 @@ def measure_stream(size: str, stride: int, frames: int, flat_gate: float | None 
     h, w = SIZES[size]
     seq = [make_frame(h, w, seed=k) for k in range(frames)]
     options = {} if flat_gate is None else {"flat_gate": flat_gate}
-    est = fastdefocus.DefocusEstimator(stride=stride, device="cpu", **options)
+    est = fastdefocus.DefocusEstimator(stride=stride, device="cpu", backend=backend, **options)
+    # the baseline: ONNX Runtime fp32 on every patch, whatever runtime the estimator uses
+    fp32 = est.classifier if est.backend == "onnxruntime" else fastdefocus.DefocusEstimator(
+        stride=stride, device="cpu").classifier
     est.estimate(seq[0])  # warm-up
     per_frame, classified, patches = [], 0, 0
     for frame in seq:
@@ -158,7 +162,7 @@ def measure_stream(size: str, stride: int, frames: int, flat_gate: float | None 
         all_patches, _ = extract_patches(to_luminance(frame), size=est.patch_size, stride=stride, normalize=True,
                                          std_floor=est.info.std_floor)
         t0 = time.perf_counter()
-        est.classifier.probabilities(all_patches)
+        fp32.probabilities(all_patches)
         baseline.append(time.perf_counter() - t0)
 
     def stats(xs):
@@ -351,11 +355,12 @@ def run_speed(options: dict) -> dict:
     if options.get("stream", True):
         for size in options.get("stream_sizes", STREAM_SIZES):
             for stride in options["strides"]:
-                for gate in (None, 0.0):
-                    print(f"[speed] {size} stride {stride} frames{' (no gating)' if gate == 0.0 else ''}",
+                runs = [(None, "auto"), (0.0, "auto")] + ([(None, "onnxruntime-int8")] if size == "640x480" else [])
+                for gate, backend in runs:
+                    print(f"[speed] {size} stride {stride} frames{' (no gating)' if gate == 0.0 else ''} {backend}",
                           file=sys.stderr, flush=True)
                     report.setdefault("stream", []).append(_in_fresh_process(
-                        measure_stream, size, stride, options.get("stream_frames", 20), gate))
+                        measure_stream, size, stride, options.get("stream_frames", 20), gate, backend))
     if options.get("gpu") and gpu_present():
         report["gpu"] = run_gpu_bench()
     return report
@@ -399,12 +404,13 @@ def speed_markdown(report: dict) -> str:
                      "ms; 'classifier on all' is ONNX Runtime fp32 classifying every patch of the frame in the "
                      "same run (what a frame's time is divided by in 'frame / classifier'); 'classified' is the "
                      "share of patches texture gating sent to the classifier (`--flat-gate 0`: all).\n")
-        lines.append("| frame | stride | gating | patches | classified | per frame fps | p50 / p99 ms | stream fps | "
-                     "p50 / p99 ms | classifier on all, ms | frame / classifier | stream / classifier |\n"
-                     "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        lines.append("| frame | stride | classifier | gating | patches | classified | per frame fps | p50 / p99 ms | "
+                     "stream fps | p50 / p99 ms | fp32 classifier on all, ms | frame / classifier | "
+                     "stream / classifier |\n|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in report["stream"]:
             pf, st, cl = r["per_frame"], r["stream"], r["classifier_all"]
-            lines.append(f"| {r['size']} | {r['stride']} | {'on' if r['flat_gate'] > 0 else 'off'} | {r['patches']} | "
+            lines.append(f"| {r['size']} | {r['stride']} | {r['backend']} | {'on' if r['flat_gate'] > 0 else 'off'} | "
+                         f"{r['patches']} | "
                          f"{100 * r['classified_share']:.0f}% | {pf['fps']:.1f} | {pf['p50_ms']:.0f} / "
                          f"{pf['p99_ms']:.0f} | {st['fps']:.1f} | {st['p50_ms']:.0f} / {st['p99_ms']:.0f} | "
                          f"{cl['p50_ms']:.0f} | {r['ratio_per_frame']:.2f} | {r['ratio_stream']:.2f} |")
