@@ -6,7 +6,8 @@ with the per-patch outputs of :mod:`fastdefocus.stages.classify`):
   standard deviation, comes from :func:`fastdefocus.kernels.patches.extract_patches`)
   and :func:`fastdefocus.stages.splat.sharpness_maps`, from one pass over the image;
 - :func:`patch_outputs`: calibrated expected sigma, confidence and splat weight
-  per patch (:mod:`fastdefocus.stages.classify` and the estimator);
+  per patch (:mod:`fastdefocus.stages.classify` and the estimator), with the texture
+  gating of the CPU pipeline (flat patches take the probabilities of a flat patch);
 - :func:`splat`: :func:`fastdefocus.stages.splat.splat` and ``tent_sum`` (one thread
   per cell gathering its covering patches, no atomics).
 
@@ -222,7 +223,7 @@ def _fill(out, value):
 
 
 @cuda.jit
-def _patch_outputs(probs, first, levels, knots_x, knots_y, sigma0, std, agreement, flat_std,
+def _patch_outputs(probs, first, levels, knots_x, knots_y, sigma0, std, agreement, flat_std, gate_std, flat,
                    sigma_out, conf_out, weight_out):
     b = cuda.grid(1)
     if b >= probs.shape[0]:
@@ -231,18 +232,21 @@ def _patch_outputs(probs, first, levels, knots_x, knots_y, sigma0, std, agreemen
     if i >= sigma_out.shape[0]:
         return
     n = probs.shape[1]
+    # texture gating: a patch too flat to carry blur evidence takes the probabilities of a flat
+    # (all-zero) patch, as the CPU pipeline, which does not classify it
+    gated = float(std[i]) < gate_std
     raw = 0.0
     best = 0
     best_p = -1.0
     for j in range(n):
-        p = float(probs[b, j])
+        p = float(flat[j]) if gated else float(probs[b, j])
         raw += p * levels[j]
         if p > best_p:
             best_p = p
             best = j
     conf = 0.0
     for j in range(max(best - 1, 0), min(best + 2, n)):
-        conf += float(probs[b, j])
+        conf += float(flat[j]) if gated else float(probs[b, j])
     conf = min(max(conf, 0.0), 1.0)
     # np.interp: clamped at both ends, linear between the knots
     k = knots_x.shape[0]
@@ -269,16 +273,28 @@ def _patch_outputs(probs, first, levels, knots_x, knots_y, sigma0, std, agreemen
 
 
 def patch_outputs(probs, first: int, levels, knots, sigma0: float, std, agreement, flat_std: float,
-                  sigma_out, conf_out, weight_out, stream=0):
+                  sigma_out, conf_out, weight_out, stream=0, flat=None, gate_std: float = 0.0):
     """Patches ``first .. first + len(probs) - 1``: calibrated expected sigma (minus the
     pre-filter in quadrature), confidence (probability within one level of the best,
-    times the texture ramp of the estimator) and splat weight (confidence x agreement)."""
+    times the texture ramp of the estimator) and splat weight (confidence x agreement).
+
+    Texture gating: a patch whose ``std`` is below ``gate_std`` (the estimator's ``flat_gate``
+    x ``flat_std``; 0: none) takes the probabilities ``flat`` (a float32 (L,) device array: the
+    classifier's on an all-zero patch) instead of its row of ``probs``."""
     d_levels = _device_const("levels", np.asarray(levels, np.float64))
     d_kx = _device_const("knots_x", np.ascontiguousarray(knots[:, 0], np.float64))
     d_ky = _device_const("knots_y", np.ascontiguousarray(knots[:, 1], np.float64))
+    gate_std = float(gate_std)
+    if flat is None:
+        if gate_std > 0:
+            raise ValueError("patch_outputs: gate_std > 0 needs the flat probabilities (flat)")
+        flat = _device_const("no_flat", np.zeros(len(levels), np.float32))  # never read
+    elif flat.shape[0] != len(levels):
+        raise ValueError(f"patch_outputs: flat must have {len(levels)} probabilities, got {flat.shape[0]}")
     n = probs.shape[0]
     _patch_outputs[_grid1(n) + (stream,)](probs, int(first), d_levels, d_kx, d_ky, float(sigma0), std,
-                                          agreement, float(flat_std), sigma_out, conf_out, weight_out)
+                                          agreement, float(flat_std), gate_std, flat, sigma_out, conf_out,
+                                          weight_out)
 
 
 # ---------------------------------------------------------------------------- splat

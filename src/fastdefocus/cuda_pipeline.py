@@ -7,11 +7,15 @@ pixel over PCIe), optional pre-filter, patch extraction with per-patch
 normalisation written straight into the classifier backend's fp16 input batch
 (chunks of at most ``max_batch`` patches, so a 4K frame fits in memory), the
 patches' texture and quadrant agreement, calibrated sigma and confidence per
-patch, splat onto the stride cells, the confidence-weighted iterative guided
+patch (with the CPU's texture gating: every patch is classified, but one too flat
+to carry blur evidence takes the probabilities of a flat patch, as on the CPU,
+which skips it), splat onto the stride cells, the confidence-weighted iterative guided
 filter on the working grid, guided upsampling fused with the crop and clip, the
 boundary snap, and the coarse levels (:mod:`fastdefocus.kernels.coarse`: the
 region's reduction, the one host sync of a frame; the shrunk image run through a
 child pipeline at the coarse scale; its map upsampled and merged in place).
+:meth:`GpuPipeline.stream` with ``stable=True`` adds the temporal filter of the
+maps (:mod:`fastdefocus.kernels.temporal`, after each frame's pipeline).
 
 Buffers are allocated once per frame geometry and reused. :meth:`GpuPipeline.stream`
 overlaps, for frames of one size, the upload of frame k+1 (own CUDA stream,
@@ -107,6 +111,7 @@ class GpuPipeline:
         from fastdefocus.kernels import refine as k_refine
         from fastdefocus.kernels import snap as k_snap
         from fastdefocus.kernels import splat as k_splat
+        from fastdefocus.kernels import temporal as k_temporal
         from fastdefocus.kernels._compat import import_cuda
 
         from fastdefocus.kernels._device import SIMULATOR
@@ -117,7 +122,7 @@ class GpuPipeline:
         #: the kernel modules, one per stage (fastdefocus.kernels.<stage>, like fastdefocus.stages)
         self.kf, self.kp = kf, kp
         self.k_ingest, self.k_splat, self.k_refine, self.k_snap = k_ingest, k_splat, k_refine, k_snap
-        self.k_coarse = k_coarse
+        self.k_coarse, self.k_temporal = k_coarse, k_temporal
         #: the estimator's EstimatorConfig (validated there) and its model
         self.cfg, self.info = config, info
         #: ``sigma_max``: where the fine level clips (the model's top level); ``result_sigma_max``:
@@ -143,6 +148,12 @@ class GpuPipeline:
         self._max_geometries = None
         # whether a classifier batch larger than needed may serve (the child: no new build per size)
         self._reuse_larger_batch = False
+        # texture gating: patches with std below this take the probabilities of a flat patch
+        # (0: none), the classifier's on an all-zero patch, computed once (the coarse levels'
+        # child takes its parent's)
+        self.gate_std = float(config.flat_gate) * self.flat_std
+        self._flat = None
+        self._parent = None
 
     def _compute_stream(self):
         """One compute stream for the pipeline's life: torch's caching allocator keys its
@@ -194,8 +205,33 @@ class GpuPipeline:
             child._backends = self._backends  # one dict: nothing is built twice
             child._max_geometries = _LEVEL_GEOMETRIES
             child._reuse_larger_batch = True
+            child._parent = self  # the same flat probabilities
             self._child = child
         return self._child
+
+    def _flat_probabilities(self, backend, stream):
+        """The classifier's probabilities of a flat (all-zero, once normalised) patch: a float32
+        (L,) device array, computed once per pipeline by ``backend`` itself (row 0 of its input
+        zeroed, one call, one host sync), so that gated patches get what this backend would give
+        them (the CPU pipeline's rule: :func:`fastdefocus.stages.pipeline.estimate_numpy`). The
+        coarse levels' child takes its parent's. None when gating is off."""
+        if self.gate_std <= 0:
+            return None
+        if self._parent is not None:
+            return self._parent._flat_probabilities(backend, stream)
+        if self._flat is None:
+            p = self.patch_size
+            backend.input[:1].copy_to_device(np.zeros((1,) + tuple(backend.input.shape[1:]), backend.input.dtype),
+                                             stream=stream)
+            probs = backend.run(1, stream)
+            row = np.ascontiguousarray(probs[:1].copy_to_host(stream=stream)[0], dtype=np.float32)
+            if hasattr(stream, "synchronize"):
+                stream.synchronize()
+            if row.shape != (len(self.info.levels),) or not np.isfinite(row).all():
+                raise RuntimeError(f"the classifier ({backend.name}) gave no probabilities of a flat "
+                                   f"{p} x {p} patch: {row!r}")
+            self._flat = self.cuda.to_device(row)
+        return self._flat
 
     # ------------------------------------------------------------------ one frame
 
@@ -230,6 +266,7 @@ class GpuPipeline:
                                scratch=b.windows, stream=stream)
         mark("statistics")
         backend = self._backend_for(geo.n)
+        flat = self._flat_probabilities(backend, stream)
         for first in range(0, geo.n, backend.batch):
             kp.extract_patches(b.source, p, s, normalize=True, std_floor=self.info.std_floor,
                                out=backend.input, first=first, std_out=b.std, stream=stream,
@@ -237,7 +274,8 @@ class GpuPipeline:
             count = min(backend.batch, geo.n - first)
             probs = backend.run(count, stream)
             splat.patch_outputs(probs, first, self.info.levels, self.info.calibration, self.cfg.sigma0, b.std,
-                                b.agreement, self.flat_std, b.sigma_p, b.conf_p, b.weight_p, stream=stream)
+                                b.agreement, self.flat_std, b.sigma_p, b.conf_p, b.weight_p, stream=stream,
+                                flat=flat, gate_std=self.gate_std)
         mark("classify")
         splat.splat(b.sigma_p, b.weight_p, b.conf_p, geo.grid, p, s, b.cell_sigma, b.cell_weight,
                     b.cell_conf, lift=SPLAT_LIFT, sharpness=(b.patch_sharp, b.cell_sharp), stream=stream)
@@ -300,7 +338,7 @@ class GpuPipeline:
         for level in range(1, levels + 1):
             f = 2 ** level
             lo, hi = gate(level)
-            box = kc.region_box(sigma_out, lo, out=self._box, host=self._box_host, stream=stream)
+            box = kc.region_box(sigma_out, hi, out=self._box, host=self._box_host, stream=stream)
             region = box_region(box, sigma_out.shape, f, self.patch_size * f)
             if region is None:
                 break
@@ -356,16 +394,24 @@ class GpuPipeline:
 
     # ------------------------------------------------------------------ streaming
 
-    def stream(self, frames, smoothing: float = 0.0, depth: int = 2, channel_order: str = "rgb"):
+    def stream(self, frames, smoothing: float = 0.0, depth: int = 2, channel_order: str = "rgb",
+               stable: bool = False):
         """Results of same-sized host frames, in order, with upload / compute / download
-        overlapped on three CUDA streams and at most ``depth`` frames in flight."""
+        overlapped on three CUDA streams and at most ``depth`` frames in flight.
+        ``smoothing``: the uniform EMA of the map; ``stable``: the temporal filter of the maps
+        (:mod:`fastdefocus.kernels.temporal`, the twin of :mod:`fastdefocus.stages.temporal`),
+        applied in place to each frame's maps on the compute stream; not both."""
         from fastdefocus.result import DefocusResult
 
+        if stable and smoothing > 0:
+            raise ValueError("stable=True replaces smoothing: pass one of them, not both "
+                             f"(got smoothing={smoothing})")
         cuda = self.cuda
         up, compute, down = cuda.stream(), self._compute_stream(), cuda.stream()
         slots = None
         pending = collections.deque()
         state = None
+        temporal = None
         first_shape = None
 
         def finish(entry):
@@ -391,6 +437,8 @@ class GpuPipeline:
                 slots = [_slot(cuda, arr, h, w) for _ in range(max(1, int(depth)))]
                 if smoothing > 0:
                     state = cuda.device_array((h, w), np.float32)
+                if stable:  # the filter's state: allocated once per stream
+                    temporal = self.k_temporal.TemporalState((h, w), stream=compute)
             if len(pending) >= len(slots):  # back-pressure: the oldest frame must be out first
                 yield finish(pending.popleft())
             slot = slots[index % len(slots)]
@@ -405,6 +453,8 @@ class GpuPipeline:
             slot["uploaded"].record(up)
             slot["uploaded"].wait(compute)
             self.run(slot["d_in"], slot["d_sigma"], slot["d_conf"], compute, channel_order=channel_order)
+            if temporal is not None:  # on the frame's luminance (the pipeline's buffer of this size)
+                temporal.update(self._setup(h, w)[1].lum, slot["d_sigma"], slot["d_conf"], stream=compute)
             if state is not None:
                 self.k_refine.blend(state, slot["d_sigma"], smoothing, index == 0, stream=compute)
             slot["computed"].record(compute)

@@ -218,7 +218,7 @@ def test_pipeline_matches_cpu_estimator(cpu_est, shape, stride, iterations):
 
 
 def test_pipeline_coarse_levels_match_cpu_estimator():
-    """Blur past the classifier's 6 px (Gaussian of 10 px on the right half): both coarse levels
+    """Blur past the classifier's 6 px (Gaussian of 14 px on the right half): both coarse levels
     raise the map there, on the GPU as on the CPU; a sharp image runs none. (Without the boundary
     snap, which the simulator takes minutes over at this size; the tests above compare it.)"""
     est = DefocusEstimator(device="cpu", snap=0)
@@ -226,14 +226,16 @@ def test_pipeline_coarse_levels_match_cpu_estimator():
     h, w = 96, 128
     img = dead_leaves(np.random.default_rng(3), max(h, w))[:h, :w].astype(np.float32)
     blurred = img.copy()
-    blurred[:, w // 2:] = gaussian_blur(img, 10.0)[:, w // 2:]
+    blurred[:, w // 2:] = gaussian_blur(img, 14.0)[:, w // 2:]
     for image, coarse in [(img[:32, :48], False), (blurred, True)]:
         rgb = np.repeat((image * 255).astype(np.uint8)[..., None], 3, axis=2)
         want = est.estimate(rgb)
         got = gpu.estimate(rgb)
         if coarse:
-            assert want.sigma[:, 3 * w // 4:].min() > 7.0  # past the fine level's 6.5 px
-            assert set(gpu._level_maps) == {(48, 64), (24, 32)}  # level 1 on the image halved, 2 quartered
+            assert want.sigma[:, 3 * w // 4:].min() > 9.0  # past the fine level's 6.5 px
+            assert want.counts["coarse_levels"] == 2
+            # level 1 on (part of) the image halved, level 2 on the image quartered
+            assert len(gpu._level_maps) == 2 and (24, 32) in gpu._level_maps
             assert gpu._child._backends is gpu._backends  # one classifier for all levels
         else:
             assert want.sigma.max() < 4.0 and gpu._child is None  # below the first gate: no level
@@ -332,3 +334,95 @@ def test_auto_device_never_picks_the_simulator(simulator):
     assert DefocusEstimator().device == "cpu"
     est = DefocusEstimator(device="cuda", backend="cpu", stride=16)  # explicit: the simulated GPU
     assert est.device == "cuda" and est.backend == "cpu"
+
+
+# ----------------------------------------------------------------------- temporal filter
+
+
+def test_temporal_kernels_match_the_reference():
+    """The device filter (kernels.temporal) against stages.temporal.TemporalFilter: static noisy
+    frames, a partial change, a cut (a new scene), and the state after it."""
+    from fastdefocus.kernels.temporal import TemporalState
+    from fastdefocus.stages.temporal import TemporalFilter
+    rng = np.random.default_rng(11)
+    shape = (14, 18)
+    base = rng.random(shape, dtype=np.float32)
+    moved = base.copy()
+    moved[:, :6] += 0.08  # a third of the image moved: not a cut
+    new = (1.0 - base)[:, ::-1].copy()
+    scenes = [base, base, moved, new, new, new]
+    ref, dev = TemporalFilter(), TemporalState()
+    cuts = []
+    for lum in scenes:
+        lum = lum + rng.normal(0, 0.003, shape).astype(np.float32)
+        sigma = (rng.random(shape, dtype=np.float32) * 6).astype(np.float32)
+        conf = rng.random(shape, dtype=np.float32)
+        want_s, want_c, cut = ref.update(lum, sigma, conf)
+        d_sigma, d_conf = cuda.to_device(sigma), cuda.to_device(conf)
+        dev.update(cuda.to_device(lum), d_sigma, d_conf)
+        assert dev.last_cut() == cut
+        cuts.append(cut)
+        np.testing.assert_allclose(d_sigma.copy_to_host(), want_s, atol=1e-5)
+        np.testing.assert_allclose(d_conf.copy_to_host(), want_c, atol=1e-5)
+        np.testing.assert_allclose(dev.weight.copy_to_host(), ref.weight, atol=1e-5)
+    assert cuts == [True, False, False, True, False, False]
+    assert dev.frames == ref.frames == len(scenes)
+
+
+def test_pipeline_stream_stable_matches_cpu_estimator():
+    """stream(stable=True) on the CUDA estimator against the CPU one: small noisy frames of one
+    scene (the filter averages them) and a cut to another."""
+    cpu = DefocusEstimator(device="cpu", snap=0, coarse_levels=0)
+    gpu = DefocusEstimator(device="cuda", backend="cpu", snap=0, coarse_levels=0)
+    rng = np.random.default_rng(12)
+    a, b = scene(24, 40, seed=5), scene(24, 40, seed=6)[:, ::-1]
+    # noise that moves the per-frame maps (not the blurred luminance past the motion threshold)
+    frames = [np.clip(img + rng.normal(0, 0.08, img.shape), 0, 1).astype(np.float32) for img in (a, a, a, b)]
+    want = list(cpu.stream(iter(frames), stable=True))
+    got = list(gpu.stream(iter(frames), stable=True, prefetch=2))
+    plain = list(gpu.stream(iter(frames), prefetch=2))
+    np.testing.assert_array_equal(got[0].sigma, plain[0].sigma)  # the first frame: a cut
+    np.testing.assert_array_equal(got[3].sigma, plain[3].sigma)  # the new scene: a cut
+    assert np.abs(got[2].sigma - plain[2].sigma).mean() > 0.01  # the filter moved the map past the tolerance
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g.sigma, w.sigma, atol=0.03)
+        np.testing.assert_allclose(g.confidence, w.confidence, atol=0.02)
+        assert np.abs(g.sigma - w.sigma).mean() < 0.005
+    with pytest.raises(ValueError, match="replaces smoothing"):
+        list(gpu._gpu.stream(iter(frames), smoothing=0.5, stable=True))
+
+
+# ----------------------------------------------------------------------- texture gating
+
+
+def half_flat(h, w, noise=0.0, seed=13):
+    rng = np.random.default_rng(seed)
+    img = dead_leaves(rng, max(h, w))[:h, :w].astype(np.float32)
+    img[:, :w // 2] = 0.5 + rng.normal(0, noise, (h, w // 2)).astype(np.float32) if noise else 0.5
+    return img
+
+
+@pytest.mark.parametrize("noise", [0.0, 0.004])
+def test_pipeline_texture_gating_matches_cpu_estimator(noise):
+    """Left half flat (constant, or faint noise below flat_gate x flat_std), right half textured:
+    the GPU classifies every patch but gives the flat ones the probabilities of a flat patch,
+    so its maps are the CPU's, which does not classify them; with flat_gate 0 too."""
+    h, w = 40, 80
+    image = half_flat(h, w, noise)
+    maps = {}
+    for gate in (0.5, 0.0):
+        est = DefocusEstimator(device="cpu", snap=0, coarse_levels=0, flat_gate=gate)
+        gpu = GpuPipeline(est.config, est.info, backend="cpu")
+        want = est.estimate(image)
+        got = gpu.estimate(image)
+        if gate:
+            assert want.counts["classified"] < want.counts["patches"]  # the case gates patches
+            assert gpu._flat is not None and gpu._coarse_child()._flat_probabilities(None, 0) is gpu._flat
+        else:
+            assert gpu._flat is None
+        np.testing.assert_allclose(got.sigma, want.sigma, atol=0.03)
+        np.testing.assert_allclose(got.confidence, want.confidence, atol=0.02)
+        assert np.abs(got.sigma - want.sigma).mean() < 0.005
+        maps[gate] = want.sigma
+    if noise:  # faint noise: the gate changes the map where only flat patches reach
+        assert np.abs(maps[0.5] - maps[0.0]).max() > 0.05
