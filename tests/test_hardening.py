@@ -201,8 +201,8 @@ BAD_OPTIONS = [
     ({"max_pixels": 1.5e6}, TypeError, r"max_pixels must be an integer >= 1 or None, got 1500000.0 \(type float\)"),
     ({"max_pixels": "big"}, ValueError, "max_pixels must be 'auto', None or an integer >= 1, got 'big'"),
     ({"device": "tpu"}, ValueError, "device must be 'auto', 'cpu' or 'cuda', got 'tpu'"),
-    ({"backend": "magic"}, ValueError, "backend must be one of auto, onnxruntime, torch, tensorrt, compile, "
-                                      "eager, cpu, got 'magic'"),
+    ({"backend": "magic"}, ValueError, "backend must be one of auto, onnxruntime, onnxruntime-int8, torch, "
+                                      "tensorrt, compile, eager, cpu, got 'magic'"),
     ({"weights": "/nonexistent/model"}, ModelFileError, "model metadata not found: /nonexistent/model"),
 ]
 
@@ -277,9 +277,9 @@ def test_pixel_limit_is_configurable():
 class CountingEstimator(fastdefocus.DefocusEstimator):
     calls = 0
 
-    def estimate(self, image):
+    def _estimate_cpu(self, image, channel_order, cache=None):  # what estimate and stream call
         self.calls += 1
-        return super().estimate(image)
+        return super()._estimate_cpu(image, channel_order, cache)
 
 
 def test_stream_refuses_a_size_change_before_estimating_it():
