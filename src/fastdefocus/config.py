@@ -21,6 +21,8 @@ CPU_BACKENDS = ("auto", "onnxruntime", "onnxruntime-int8", "torch")
 #: ... and on a CUDA device, best first ("cpu" there: ONNX Runtime on the host).
 GPU_BACKENDS = ("tensorrt", "compile", "eager", "cpu")
 BACKENDS = CPU_BACKENDS + GPU_BACKENDS
+#: The shipped models: the paper's MobileNetV2 (width 0.5) and a slimmer, faster one (width 0.25).
+MODELS = ("default", "fast")
 #: Most coarse levels (each halves the image: 4 reads blur to about 100 px).
 MAX_COARSE_LEVELS = 4
 
@@ -57,8 +59,11 @@ class EstimatorConfig:
     threads: int = field(default=0, metadata={
         "help": "CPU threads of ONNX Runtime and of the native stages together (0: the cores this "
                 "process may use)"})
+    model: str = field(default="default", metadata={
+        "help": "shipped model: 'default' (MobileNetV2 width 0.5, the more accurate) or 'fast' (width 0.25, see "
+                "docs/model_fast/MODEL.md); weights= overrides it", "choices": MODELS})
     weights: str | None = field(default=None, metadata={
-        "help": "model folder (blur_classifier.json + files; None: the shipped model)"})
+        "help": "model folder (blur_classifier.json + files; None: the shipped model named by model)"})
     max_pixels: int | str | None = field(default="auto", metadata={
         "help": "largest image (H x W px) accepted: 'auto' (what fits in about 8 GiB at this stride), "
                 "an integer, or None (no limit)"})
@@ -74,6 +79,8 @@ class EstimatorConfig:
         if self.device == "cuda" and self.backend in ("onnxruntime", "onnxruntime-int8"):
             raise ValueError(f"backend {self.backend!r} is a CPU runtime; on a CUDA device use 'auto', "
                              "'tensorrt', 'compile', 'eager' or 'cpu' (ONNX Runtime on the host)")
+        if self.model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(map(repr, MODELS))}, got {self.model!r}")
         set_ = object.__setattr__  # frozen: normalise the types once, here
         set_(self, "stride", check_int("stride", self.stride, 1))
         set_(self, "sigma0", check_float("sigma0", self.sigma0, 0.0))

@@ -20,7 +20,7 @@ from fastdefocus.backends.cpu import PatchClassifier
 from fastdefocus.config import EstimatorConfig
 from fastdefocus.io.video import prefetched, video_frames
 from fastdefocus.result import DefocusResult
-from fastdefocus.stages.classify import load_model_info
+from fastdefocus.stages.classify import MODEL_DIRS, load_model_info
 from fastdefocus.stages.ingest import to_luminance
 from fastdefocus.stages.pipeline import checked_luminance
 
@@ -86,6 +86,10 @@ class DefocusEstimator:
         and 0.579 / 0.389. Where the image is flat, the map is left as it is.
     batch_size : int
         Patches per classifier call.
+    model : {"default", "fast"}
+        The shipped model: "default", the paper's MobileNetV2 (width 0.5), or "fast", a slimmer
+        one (width 0.25) trained the same way: quicker, less accurate (its model card,
+        docs/model_fast/MODEL.md, and the README's tables compare them). ``weights`` overrides it.
     weights : path, optional
         Folder with a model (blur_classifier.json + files); defaults to the shipped model.
     max_pixels : "auto", int or None
@@ -122,7 +126,7 @@ class DefocusEstimator:
         if device == "auto":
             device = "cuda" if gpu_available() and backend not in ("onnxruntime", "onnxruntime-int8", "torch") else "cpu"
             config = config.replace(device=device)  # checks the backend against the device it resolved to
-        self.info = load_model_info(config.weights)
+        self.info = load_model_info(config.weights if config.weights is not None else MODEL_DIRS[config.model])
         self.patch_size = self.info.patch_size
         divisors = {d for d in range(1, self.patch_size + 1) if self.patch_size % d == 0}
         check_int("stride", config.stride, 1, divisors)

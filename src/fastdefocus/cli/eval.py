@@ -64,6 +64,8 @@ def add_speed_arguments(ap: argparse.ArgumentParser, prefix: bool = False) -> No
                     help="different frames timed per configuration of the frames-per-second table")
     ap.add_argument(f"{p}no-stream", dest="speed_stream", action="store_false",
                     help="skip the frames-per-second table")
+    ap.add_argument(f"{p}models", dest="speed_models", nargs="+", choices=["default", "fast"],
+                    default=["default", "fast"], help="shipped models of the frames-per-second table")
     ap.add_argument(f"{p}strides", dest="speed_strides", type=int, nargs="+", default=[8, 16])
     ap.add_argument(f"{p}loop-patches", dest="speed_loop_patches", type=int, default=2000,
                     help="patches timed one at a time for the official structure, extrapolated to all "
@@ -90,6 +92,7 @@ def speed_options(args) -> dict:
             "loop_patches": args.speed_loop_patches, "loop": args.speed_loop, "torch": args.speed_torch,
             "reference": args.speed_reference, "gpu": args.speed_gpu, "stream": args.speed_stream,
             "stream_sizes": args.speed_stream_sizes, "stream_frames": args.speed_stream_frames,
+            "models": args.speed_models,
             "ximgproc_python": (str(install_ximgproc_venv()) if args.speed_install_ximgproc
                                 else args.speed_ximgproc_python)}
 

@@ -126,7 +126,7 @@ def measure(kind: str, frame_path: str, stride: int, repeats: int, loop_patches:
 
 
 def measure_stream(size: str, stride: int, frames: int, flat_gate: float | None = None,
-                   backend: str = "auto") -> dict:
+                   backend: str = "auto", model: str = "default") -> dict:
     """Frames per second and latency of the default estimator (meant for a fresh process) on
     ``frames`` different generated frames: one ``estimate`` per frame, and ``stream`` (the
     frames read ahead by a thread); beside it, in the same run, ONNX Runtime fp32 classifying
@@ -139,9 +139,9 @@ def measure_stream(size: str, stride: int, frames: int, flat_gate: float | None 
     h, w = SIZES[size]
     seq = [make_frame(h, w, seed=k) for k in range(frames)]
     options = {} if flat_gate is None else {"flat_gate": flat_gate}
-    est = fastdefocus.DefocusEstimator(stride=stride, device="cpu", backend=backend, **options)
-    # the baseline: ONNX Runtime fp32 on every patch, whatever runtime the estimator uses
-    fp32 = est.classifier if est.backend == "onnxruntime" else fastdefocus.DefocusEstimator(
+    est = fastdefocus.DefocusEstimator(stride=stride, device="cpu", backend=backend, model=model, **options)
+    # the baseline: ONNX Runtime fp32 of the default model on every patch, whatever the estimator runs
+    fp32 = est.classifier if est.backend == "onnxruntime" and model == "default" else fastdefocus.DefocusEstimator(
         stride=stride, device="cpu").classifier
     est.estimate(seq[0])  # warm-up
     per_frame, classified, patches = [], 0, 0
@@ -170,7 +170,7 @@ def measure_stream(size: str, stride: int, frames: int, flat_gate: float | None 
         return {"fps": float(len(xs) / xs.sum()), "p50_ms": float(1e3 * np.percentile(xs, 50)),
                 "p99_ms": float(1e3 * np.percentile(xs, 99))}
 
-    out = {"size": size, "stride": stride, "frames": frames, "backend": est.backend,
+    out = {"size": size, "stride": stride, "frames": frames, "backend": est.backend, "model": model,
            "flat_gate": est.config.flat_gate, "per_frame": stats(per_frame), "stream": stats(stream),
            "classifier_all": stats(baseline), "patches": patches // frames,
            "classified_share": classified / max(patches, 1)}
@@ -355,12 +355,15 @@ def run_speed(options: dict) -> dict:
     if options.get("stream", True):
         for size in options.get("stream_sizes", STREAM_SIZES):
             for stride in options["strides"]:
-                runs = [(None, "auto"), (0.0, "auto")] + ([(None, "onnxruntime-int8")] if size == "640x480" else [])
-                for gate, backend in runs:
-                    print(f"[speed] {size} stride {stride} frames{' (no gating)' if gate == 0.0 else ''} {backend}",
-                          file=sys.stderr, flush=True)
+                models = options.get("models", ["default"])
+                runs = ([(None, "auto", "default"), (0.0, "auto", "default")] if "default" in models else []) \
+                    + ([(None, "onnxruntime-int8", "default")] if size == "640x480" and "default" in models else []) \
+                    + ([(None, "auto", "fast")] if size == "640x480" and "fast" in models else [])
+                for gate, backend, model in runs:
+                    print(f"[speed] {size} stride {stride} frames{' (no gating)' if gate == 0.0 else ''} {backend} "
+                          f"{model} model", file=sys.stderr, flush=True)
                     report.setdefault("stream", []).append(_in_fresh_process(
-                        measure_stream, size, stride, options.get("stream_frames", 20), gate, backend))
+                        measure_stream, size, stride, options.get("stream_frames", 20), gate, backend, model))
     if options.get("gpu") and gpu_present():
         report["gpu"] = run_gpu_bench()
     return report
@@ -404,12 +407,13 @@ def speed_markdown(report: dict) -> str:
                      "ms; 'classifier on all' is ONNX Runtime fp32 classifying every patch of the frame in the "
                      "same run (what a frame's time is divided by in 'frame / classifier'); 'classified' is the "
                      "share of patches texture gating sent to the classifier (`--flat-gate 0`: all).\n")
-        lines.append("| frame | stride | classifier | gating | patches | classified | per frame fps | p50 / p99 ms | "
-                     "stream fps | p50 / p99 ms | fp32 classifier on all, ms | frame / classifier | "
-                     "stream / classifier |\n|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        lines.append("| frame | stride | model | classifier | gating | patches | classified | per frame fps | "
+                     "p50 / p99 ms | stream fps | p50 / p99 ms | fp32 classifier on all, ms | frame / classifier | "
+                     "stream / classifier |\n|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in report["stream"]:
             pf, st, cl = r["per_frame"], r["stream"], r["classifier_all"]
-            lines.append(f"| {r['size']} | {r['stride']} | {r['backend']} | {'on' if r['flat_gate'] > 0 else 'off'} | "
+            lines.append(f"| {r['size']} | {r['stride']} | {r.get('model', 'default')} | {r['backend']} | "
+                         f"{'on' if r['flat_gate'] > 0 else 'off'} | "
                          f"{r['patches']} | "
                          f"{100 * r['classified_share']:.0f}% | {pf['fps']:.1f} | {pf['p50_ms']:.0f} / "
                          f"{pf['p99_ms']:.0f} | {st['fps']:.1f} | {st['p50_ms']:.0f} / {st['p99_ms']:.0f} | "

@@ -18,6 +18,8 @@ import numpy as np
 from fastdefocus._params import FLAT_STD
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+#: The shipped models' folders (``EstimatorConfig.model``).
+MODEL_DIRS = {"default": WEIGHTS_DIR, "fast": WEIGHTS_DIR.parent / "weights_fast"}
 METADATA_NAME = "blur_classifier.json"
 
 
