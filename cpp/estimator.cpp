@@ -73,6 +73,7 @@ EstimatorOptions validated_options(const EstimatorOptions& options, const ModelI
 }
 
 struct StreamCache::Data {
+    const void* owner = nullptr;  // the estimator that filled it (another one's probabilities never count)
     int64_t ph = 0, pw = 0, stride = 0;
     std::vector<float> padded;  // the previous frame's padded (pre-filtered) luminance
     std::vector<float> probs;   // and its patch probabilities
@@ -247,7 +248,8 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
         auto gated = [&](int64_t i) { return stats.texture[i] < gate_std; };
         // a stream: the patches whose pixels are the previous frame's keep its probabilities
         std::vector<unsigned char> same;
-        const bool reusing = cache != nullptr && cache->ph == ph && cache->pw == pw && cache->stride == s &&
+        const bool reusing = cache != nullptr && cache->owner == this && cache->ph == ph && cache->pw == pw &&
+                             cache->stride == s &&
                              cache->probs.size() == static_cast<std::size_t>(npatch * L) &&
                              cache->padded.size() == padded_source.size();
         if (reusing) same = unchanged_patches(padded_source, cache->padded, ph, pw, ny, nx, p, s);
@@ -296,6 +298,7 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
             t_classify += seconds_since(ta);
         }
         if (cache != nullptr) {  // this frame is the next one's reference
+            cache->owner = this;
             cache->ph = ph;
             cache->pw = pw;
             cache->stride = s;

@@ -168,7 +168,7 @@ std::unique_ptr<Classifier> make_opencv_classifier(const std::string& onnx_path,
 // What a stream of same-sized frames carries from one frame to the next: the previous frame's
 // luminance and patch probabilities, so that a patch whose pixels did not change (bit for bit)
 // keeps its probabilities instead of being classified again.  One per stream; not shared
-// between threads.
+// between threads.  Used with another Estimator, it starts over (nothing is reused across models).
 class StreamCache {
   public:
     StreamCache();

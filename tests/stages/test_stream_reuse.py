@@ -43,3 +43,15 @@ def test_reuse_off_classifies_every_frame(est, frames):
 def test_reuse_option_is_checked(est, frames):
     with pytest.raises(TypeError, match="reuse must be a bool"):
         est.stream(iter(frames), reuse="yes")
+
+
+def test_a_cache_is_never_reused_across_estimators(est, frames):
+    from fastdefocus import _native
+
+    other = DefocusEstimator(device="cpu", model="fast")
+    cache = _native.StreamCache()
+    est._estimate_cpu(frames[0], "rgb", cache)
+    r = other._estimate_cpu(frames[0], "rgb", cache)  # the same pixels, but another model
+    assert r.counts["reused"] == 0
+    r = other._estimate_cpu(frames[0], "rgb", cache)
+    assert r.counts["reused"] > 0
