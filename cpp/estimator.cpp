@@ -74,7 +74,7 @@ EstimatorOptions validated_options(const EstimatorOptions& options, const ModelI
 
 struct StreamCache::Data {
     const void* owner = nullptr;  // the estimator that filled it (another one's probabilities never count)
-    int64_t ph = 0, pw = 0, stride = 0;
+    int64_t ph = 0, pw = 0;
     std::vector<float> padded;  // the previous frame's padded (pre-filtered) luminance
     std::vector<float> probs;   // and its patch probabilities
 };
@@ -237,8 +237,7 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
     double t_classify = 0;
     std::vector<float> probs;
     const float* P = given;
-    result.patches = npatch;
-    result.patches_classified = given == nullptr ? npatch : 0;
+    result.patches = npatch;  // patches_classified stays 0 when the probabilities are given
     if (given == nullptr) {
         // texture gating: a patch whose luminance std is below flat_gate x flat_std carries no blur
         // evidence (its texture confidence, hence its weight in the map, is 0 from 0.5 x flat_std
@@ -248,10 +247,8 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
         auto gated = [&](int64_t i) { return stats.texture[i] < gate_std; };
         // a stream: the patches whose pixels are the previous frame's keep its probabilities
         std::vector<unsigned char> same;
-        const bool reusing = cache != nullptr && cache->owner == this && cache->ph == ph && cache->pw == pw &&
-                             cache->stride == s &&
-                             cache->probs.size() == static_cast<std::size_t>(npatch * L) &&
-                             cache->padded.size() == padded_source.size();
+        // (the same estimator, hence stride and levels, and the same padded size: the same grid)
+        const bool reusing = cache != nullptr && cache->owner == this && cache->ph == ph && cache->pw == pw;
         if (reusing) same = unchanged_patches(padded_source, cache->padded, ph, pw, ny, nx, p, s);
         const bool gating = o.flat_gate > 0 || reusing;
         if (gating) {
@@ -301,7 +298,6 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
             cache->owner = this;
             cache->ph = ph;
             cache->pw = pw;
-            cache->stride = s;
             cache->padded = padded_source;
             cache->probs = probs;
         }

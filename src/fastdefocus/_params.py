@@ -115,17 +115,19 @@ SNAP_MIN_CONTRAST = 0.05
 
 # --------------------------------------------------------------------------- coarse levels
 #
-# The classifier's levels stop at 6 px, so larger blur saturates there (photos blurred with a
-# Gaussian of 8 / 12 px read 6.3 / 6.3 px). Coarse levels estimate the same image halved
+# The classifier's levels stop at 6 px, so larger blur saturates there: 20 BSDS500 val photos
+# blurred with Gaussians of 8 / 12 px read 6.31 / 6.27 px and discs of radius 16 / 24 px
+# (sigma 8 / 12) 5.24 / 5.49 px (median over photos; ``fastdefocus eval --sections largeblur
+# --largeblur-limit 20 --coarse-levels 0``). Coarse levels estimate the same image halved
 # (level 1) and quartered (level 2), where such blur is back in range, and may only raise the
 # finer map, only where it saturates and only as far as the coarse estimate is confident
 # (:mod:`fastdefocus.stages.coarse`). Level L reads gate from 2**(L-1) * COARSE_GATE[0] px
-# (weight 0) to 2**(L-1) * COARSE_GATE[1] px (weight 1) of the map so far: the fine level
-# reads Gaussian blur of 8 px as 6.2-6.4 px and disc blur of radius 16 px (sigma 8) as
-# 4.7-6.0 px on BSDS500 val photos, true 4 px as about 4 px, and a coarse level reads
-# moderate blur about right too, so the gate's start costs nothing. A naive pyramid (the
-# coarse level wherever the map is above 4 px, unweighted) lost DBD accuracy: at coarse
-# scales textureless areas read as strong blur, which the confidence weight keeps out.
+# (weight 0) to 2**(L-1) * COARSE_GATE[1] px (weight 1) of the map so far, so that disc blur,
+# which saturates lower than Gaussian blur, is raised too; below 6 px a coarse level reads
+# about what the fine one does, so the ramp's start costs little. The prototype of a
+# naive pyramid (the coarse level wherever the map is above 4 px, unweighted) lost DBD
+# accuracy: at coarse scales textureless areas read as strong blur, which the confidence
+# weight keeps out.
 
 #: Map values (px, at level 1; doubled per level) where a coarse level starts to count and
 #: where it counts fully.

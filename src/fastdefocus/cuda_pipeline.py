@@ -32,6 +32,7 @@ import numpy as np
 
 from fastdefocus._params import AGREEMENT_TAU, SHARPNESS_BLUR, SPLAT_LIFT, UPSAMPLE_EPS, UPSAMPLE_RADIUS
 from fastdefocus._validate import check_image
+from fastdefocus.stages.coarse import sigma_range
 from fastdefocus.stages.refine import working_scale
 
 #: Largest classifier batch (patches per call); a 1080p frame at stride 8 (32,400
@@ -128,7 +129,7 @@ class GpuPipeline:
         #: ``sigma_max``: where the fine level clips (the model's top level); ``result_sigma_max``:
         #: the largest sigma of the map, doubled by each coarse level (``DefocusResult.sigma_max``)
         self.patch_size, self.flat_std, self.sigma_max = info.patch_size, info.flat_std, info.sigma_max
-        self.result_sigma_max = info.sigma_max * 2 ** config.coarse_levels
+        self.result_sigma_max = sigma_range(info.sigma_max, config.coarse_levels)
         from fastdefocus.backends.cuda import resolve_backend
 
         self.max_batch = int(max_batch)

@@ -21,6 +21,7 @@ from fastdefocus.config import EstimatorConfig
 from fastdefocus.io.video import prefetched, video_frames
 from fastdefocus.result import DefocusResult
 from fastdefocus.stages.classify import MODEL_DIRS, load_model_info
+from fastdefocus.stages.coarse import sigma_range
 from fastdefocus.stages.ingest import to_luminance
 from fastdefocus.stages.pipeline import checked_luminance
 
@@ -140,7 +141,7 @@ class DefocusEstimator:
         self._level = None  # the estimator of the coarse levels (made on first use)
         self.max_pixels, self.threads = config.max_pixels, config.threads
         #: the largest sigma reported: the model's top level's, doubled by each coarse level
-        self.flat_std, self.sigma_max = self.info.flat_std, self.info.sigma_max * 2 ** self.coarse_levels
+        self.flat_std, self.sigma_max = self.info.flat_std, sigma_range(self.info.sigma_max, self.coarse_levels)
         self._gpu = None
         self._gpu_lock = threading.Lock()  # the CUDA pipeline's buffers are shared between calls
         if device == "cuda":
@@ -317,14 +318,13 @@ class DefocusEstimator:
             for result in results:
                 yield (sent.popleft(), result) if with_frames else result
             return
+        from fastdefocus import _native
+
         first_shape = None
         previous = None
-        from fastdefocus import _native
         cache = _native.StreamCache() if reuse else None
-        temporal = None
-        if stable:  # the C++ twin of stages.temporal.TemporalFilter (cpp/temporal.cpp)
-            from fastdefocus import _native
-            temporal = _native.TemporalFilter()
+        # the C++ twin of stages.temporal.TemporalFilter (cpp/temporal.cpp)
+        temporal = _native.TemporalFilter() if stable else None
         for index, frame in enumerate(prefetched(frames, prefetch)):
             lum = to_luminance(frame, name=f"frame {index}", max_pixels=self.max_pixels,
                                channel_order=channel_order)

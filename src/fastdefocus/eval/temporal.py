@@ -26,21 +26,23 @@ PART = 12
 def _scene(rng, h, w, pad):
     import cv2
 
-    from fastdefocus.scenes import blur_by_map, dead_leaves, layered_sigma_map
+    from fastdefocus.scenes import dead_leaves, layered_sigma_map
     H, W = h + 2 * pad, w + 2 * pad
     sharp = cv2.resize(dead_leaves(rng, size=max(H, W) // 2, colour=False), (W, H),
                        interpolation=cv2.INTER_LINEAR)[:H, :W].astype(np.float32)
     truth = layered_sigma_map(H, W, rng, sigmas=(0.0, 1.0, 2.5, 4.0))
-    return sharp, truth, blur_by_map
+    return sharp, truth
 
 
 def generated_sequence(seed: int = 0, height: int = 240, width: int = 320, noise: float = 0.01):
     """Frames (uint8 gray) and true sigma maps: PART frames panning 2 px per frame, PART frames
     of a focus pull (truth x 1.0 -> 1.5), then PART frames of another scene (the cut at
     frame 2 * PART). Returns (frames, truths, cut_index)."""
+    from fastdefocus.scenes import blur_by_map
+
     rng = np.random.default_rng(seed)
     pad = 2 * PART + 2
-    sharp, truth, blur_by_map = _scene(rng, height, width, pad)
+    sharp, truth = _scene(rng, height, width, pad)
     blurred = blur_by_map(sharp, truth)
     frames, truths = [], []
 
@@ -56,7 +58,7 @@ def generated_sequence(seed: int = 0, height: int = 240, width: int = 320, noise
     for k in range(PART):  # focus pull on the static view
         t = truth[crop] * np.float32(1.0 + 0.5 * k / (PART - 1))
         add(blur_by_map(sharp[crop], t), t)
-    sharp2, truth2, _ = _scene(rng, height, width, 0)
+    sharp2, truth2 = _scene(rng, height, width, 0)
     blurred2 = blur_by_map(sharp2, truth2)
     for _ in range(PART):  # after the cut: another scene, static
         add(blurred2[:height, :width], truth2[:height, :width])

@@ -31,6 +31,12 @@ import numpy as np
 from fastdefocus._params import COARSE_CONF, COARSE_GATE, COARSE_MIN_AREA
 
 
+def sigma_range(model_sigma_max: float, levels: int) -> float:
+    """The largest sigma (px) a map with ``levels`` coarse levels reports: the model's top
+    (its calibration's), doubled by each level."""
+    return float(model_sigma_max) * 2 ** int(levels)
+
+
 def gate(level: int) -> tuple[float, float]:
     """(start, full) of level ``level``'s saturation gate, in px of the input."""
     scale = float(2 ** (level - 1))
