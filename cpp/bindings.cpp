@@ -450,6 +450,17 @@ Array64 stage_tent_sum(const Array64& values, int64_t patch, int64_t stride) {
     return vector64(v, values.shape(0) + k - 1, values.shape(1) + k - 1);
 }
 
+Array stage_fill_flat(const Array& values, const Array64& weights, int64_t stride) {
+    require_2d(values, "values");
+    if (weights.ndim() != 2 || weights.shape(0) != values.shape(0) || weights.shape(1) != values.shape(1))
+        throw py::value_error("weights must have the shape of values");
+    const int radius = fd::stages::fill_radius(stride);
+    Array out({values.shape(0), values.shape(1)});
+    fd::stages::fill_flat(values.data(), weights.data(), values.shape(0), values.shape(1), radius,
+                          out.mutable_data());
+    return out;
+}
+
 py::tuple stage_splat(const Array& values, const Array64& weights, int64_t patch, int64_t stride, double lift,
                       const py::object& patch_sharpness, const py::object& cell_sharpness, double match_tau,
                       int threads) {
@@ -611,6 +622,9 @@ PYBIND11_MODULE(_native, m) {
     m.def("stage_patch_statistics", &stage_patch_statistics, py::arg("padded"), py::arg("ny"), py::arg("nx"),
           py::arg("patch"), py::arg("stride"), py::arg("flat_std"), py::arg("threads") = 0);
     m.def("stage_tent_sum", &stage_tent_sum, py::arg("values"), py::arg("patch"), py::arg("stride"));
+    m.def("stage_fill_radius", [](int64_t stride) { return fd::stages::fill_radius(stride); }, py::arg("stride"));
+    m.def("stage_fill_flat", &stage_fill_flat, py::arg("values"), py::arg("weights"), py::arg("stride"),
+          "Patch values with the patches of weight <= 0 filled from their neighbourhood (stages/fill.py).");
     m.def("stage_splat", &stage_splat, py::arg("values"), py::arg("weights"), py::arg("patch"), py::arg("stride"),
           py::arg("lift"), py::arg("patch_sharpness") = py::none(), py::arg("cell_sharpness") = py::none(),
           py::arg("match_tau") = fd::params::kMatchTau, py::arg("threads") = 0);

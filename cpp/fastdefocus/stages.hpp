@@ -143,6 +143,19 @@ void merge_coarse(float* sigma, float* confidence, std::int64_t row_stride, std:
                   const float* coarse_sigma, const float* coarse_conf, std::int64_t coarse_stride, float scale,
                   double lo, double hi, double conf_full = params::kCoarseConf);
 
+// ---------------------------------------------------------------- flat fill (stages/fill.py)
+
+// Radius (patches) of the flat fill's three box passes at this stride: floor(sqrt((sigma /
+// stride)^2 + 1/4)), at least 1 (fill.py fill_radius).
+int fill_radius(std::int64_t stride, double sigma = params::kFillSigma);
+
+// Patch values (ny x nx) with every patch of weight <= 0 replaced by the weight-weighted mean
+// of the values around it: three box means of radius `radius` in y then x, zeros outside, in
+// double; its own value a prior of weight `prior` (fill.py fill_flat).  Writes out (may be
+// values).  Weights must be finite and >= 0.
+void fill_flat(const float* values, const double* weights, std::int64_t ny, std::int64_t nx, int radius,
+               float* out, double prior = params::kFillPrior);
+
 // ---------------------------------------------------------------- temporal filter (stages/temporal.py)
 
 // The running state of one stream's temporal filter (DefocusEstimator.stream(stable=True)):
