@@ -450,13 +450,20 @@ Array64 stage_tent_sum(const Array64& values, int64_t patch, int64_t stride) {
     return vector64(v, values.shape(0) + k - 1, values.shape(1) + k - 1);
 }
 
-Array stage_fill_flat(const Array& values, const Array64& weights, int64_t stride) {
+Array64 stage_patch_means(const Array& padded, int64_t ny, int64_t nx, int64_t patch, int64_t stride) {
+    require_2d(padded, "padded");
+    const auto v = fd::stages::patch_means(padded.data(), padded.shape(0), padded.shape(1), ny, nx, patch, stride);
+    return vector64(v, ny, nx);
+}
+
+Array stage_fill_flat(const Array& values, const Array64& weights, const Array64& guide, int64_t stride) {
     require_2d(values, "values");
-    if (weights.ndim() != 2 || weights.shape(0) != values.shape(0) || weights.shape(1) != values.shape(1))
-        throw py::value_error("weights must have the shape of values");
-    const int radius = fd::stages::fill_radius(stride);
+    for (const Array64* a : {&weights, &guide})
+        if (a->ndim() != 2 || a->shape(0) != values.shape(0) || a->shape(1) != values.shape(1))
+            throw py::value_error(std::string(a == &weights ? "weights" : "guide") + " must have the shape of values");
+    if (stride < 1) throw py::value_error("stride must be >= 1");
     Array out({values.shape(0), values.shape(1)});
-    fd::stages::fill_flat(values.data(), weights.data(), values.shape(0), values.shape(1), radius,
+    fd::stages::fill_flat(values.data(), weights.data(), guide.data(), values.shape(0), values.shape(1), stride,
                           out.mutable_data());
     return out;
 }
@@ -622,8 +629,9 @@ PYBIND11_MODULE(_native, m) {
     m.def("stage_patch_statistics", &stage_patch_statistics, py::arg("padded"), py::arg("ny"), py::arg("nx"),
           py::arg("patch"), py::arg("stride"), py::arg("flat_std"), py::arg("threads") = 0);
     m.def("stage_tent_sum", &stage_tent_sum, py::arg("values"), py::arg("patch"), py::arg("stride"));
-    m.def("stage_fill_radius", [](int64_t stride) { return fd::stages::fill_radius(stride); }, py::arg("stride"));
-    m.def("stage_fill_flat", &stage_fill_flat, py::arg("values"), py::arg("weights"), py::arg("stride"),
+    m.def("stage_patch_means", &stage_patch_means, py::arg("padded"), py::arg("ny"), py::arg("nx"), py::arg("patch"),
+          py::arg("stride"));
+    m.def("stage_fill_flat", &stage_fill_flat, py::arg("values"), py::arg("weights"), py::arg("guide"), py::arg("stride"),
           "Patch values with the patches of weight <= 0 filled from their neighbourhood (stages/fill.py).");
     m.def("stage_splat", &stage_splat, py::arg("values"), py::arg("weights"), py::arg("patch"), py::arg("stride"),
           py::arg("lift"), py::arg("patch_sharpness") = py::none(), py::arg("cell_sharpness") = py::none(),

@@ -332,7 +332,10 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
         splat_weight[i] = conf_patch[i] * stats.agreement[i];
     }
     // flat patches (confidence 0) take the confidence-weighted value of their neighbourhood
-    stages::fill_flat(sigma_patch.data(), conf_patch.data(), ny, nx, stages::fill_radius(s), sigma_patch.data());
+    {
+        const std::vector<double> means = stages::patch_means(padded_source.data(), ph, pw, ny, nx, p, s);
+        stages::fill_flat(sigma_patch.data(), conf_patch.data(), means.data(), ny, nx, s, sigma_patch.data());
+    }
     const stages::SplatResult cells =
         stages::splat(sigma_patch.data(), splat_weight.data(), ny, nx, p, s, params::kSplatLift,
                       stats.patch_sharpness.data(), stats.cell_sharpness.data(), params::kMatchTau, 1e-6, threads);

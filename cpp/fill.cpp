@@ -1,5 +1,6 @@
-// The flat fill (stages/fill.py): patches of weight 0 take the weighted mean of their
-// neighbourhood; double math in the reference's order (three box means in y then x).
+// The flat fill (stages/fill.py): patches of weight 0 take the confidence-weighted, edge-aware
+// mean of the values around them (a normalised domain-transform recursive filter on the patch
+// grid); double math in the reference's order.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -14,56 +15,89 @@ namespace stages {
 
 using std::int64_t;
 
-int fill_radius(int64_t stride, double sigma) {
-    if (stride < 1) throw std::invalid_argument("fill_radius: stride must be >= 1, got " + std::to_string(stride));
-    const double q = sigma / static_cast<double>(stride);
-    return std::max(1, static_cast<int>(std::floor(std::sqrt(q * q + 0.25))));
+std::vector<double> patch_means(const float* padded, int64_t ph, int64_t pw, int64_t ny, int64_t nx, int64_t patch,
+                                int64_t stride) {
+    if (padded == nullptr) throw std::invalid_argument("patch_means: null image");
+    if (ny < 1 || nx < 1 || patch < 1 || stride < 1 || (ny - 1) * stride + patch > ph ||
+        (nx - 1) * stride + patch > pw)
+        throw std::invalid_argument("patch_means: the patch grid does not fit the padded image");
+    // integral image, float64, summed down the columns then along the rows as np.cumsum(axis 0, 1)
+    const int64_t tw = pw + 1;
+    std::vector<double> table(static_cast<std::size_t>((ph + 1) * tw), 0.0);
+    for (int64_t y = 0; y < ph; ++y)
+        for (int64_t x = 0; x < pw; ++x)
+            table[static_cast<std::size_t>((y + 1) * tw + x + 1)] =
+                table[static_cast<std::size_t>(y * tw + x + 1)] + static_cast<double>(padded[y * pw + x]);
+    for (int64_t y = 1; y <= ph; ++y)
+        for (int64_t x = 1; x <= pw; ++x)
+            table[static_cast<std::size_t>(y * tw + x)] += table[static_cast<std::size_t>(y * tw + x - 1)];
+    std::vector<double> out(static_cast<std::size_t>(ny * nx));
+    const double area = static_cast<double>(patch * patch);
+    for (int64_t i = 0; i < ny; ++i) {
+        const int64_t y0 = i * stride, y1 = y0 + patch;
+        for (int64_t j = 0; j < nx; ++j) {
+            const int64_t x0 = j * stride, x1 = x0 + patch;
+            const double sum = table[static_cast<std::size_t>(y1 * tw + x1)] - table[static_cast<std::size_t>(y0 * tw + x1)] -
+                               table[static_cast<std::size_t>(y1 * tw + x0)] + table[static_cast<std::size_t>(y0 * tw + x0)];
+            out[static_cast<std::size_t>(i * nx + j)] = sum / area;
+        }
+    }
+    return out;
+}
+
+std::vector<double> fill_pass_sigmas(int64_t stride, double sigma, int iterations) {
+    if (stride < 1) throw std::invalid_argument("fill_pass_sigmas: stride must be >= 1, got " + std::to_string(stride));
+    const double s = sigma / static_cast<double>(stride);
+    std::vector<double> out;
+    for (int i = 0; i < iterations; ++i)
+        out.push_back(s * std::sqrt(3.0) * std::pow(2.0, iterations - 1 - i) / std::sqrt(std::pow(4.0, iterations) - 1.0));
+    return out;
 }
 
 namespace {
 
-// Mean over 2r+1 along one axis (zeros outside), as the reference's cumulative sums.
-void box_mean(const std::vector<double>& src, std::vector<double>& dst, int64_t ny, int64_t nx, int r, bool along_y) {
-    const int64_t n = along_y ? ny : nx, lines = along_y ? nx : ny;
-    const int64_t step = along_y ? nx : 1, line_step = along_y ? 1 : nx;
-    const double inv = 1.0 / static_cast<double>(2 * r + 1);
-    std::vector<double> c(static_cast<std::size_t>(n + 1));
+// One causal and one anti-causal pass along each line (in place).  Element (line l, position x)
+// is at base[l * line_step + x * step].
+void recursive_pass(double* num, double* den, const double* guide, int64_t lines, int64_t n, int64_t line_step,
+                    int64_t step, double a, double ratio) {
+    std::vector<double> w(static_cast<std::size_t>(n > 1 ? n - 1 : 0));
     for (int64_t l = 0; l < lines; ++l) {
-        const double* in = src.data() + l * line_step;
-        double* out = dst.data() + l * line_step;
-        c[0] = 0.0;
-        for (int64_t i = 0; i < n; ++i) c[static_cast<std::size_t>(i + 1)] = c[static_cast<std::size_t>(i)] + in[i * step];
-        for (int64_t i = 0; i < n; ++i) {
-            const int64_t hi = std::min(i + r + 1, n), lo = std::max(i - r, int64_t{0});
-            out[i * step] = (c[static_cast<std::size_t>(hi)] - c[static_cast<std::size_t>(lo)]) * inv;
+        const int64_t b = l * line_step;
+        for (int64_t x = 0; x + 1 < n; ++x)
+            w[static_cast<std::size_t>(x)] =
+                std::pow(a, 1.0 + ratio * std::abs(guide[b + (x + 1) * step] - guide[b + x * step]));
+        for (int64_t x = 1; x < n; ++x) {
+            const double wx = w[static_cast<std::size_t>(x - 1)];
+            const int64_t i = b + x * step, j = i - step;
+            num[i] += wx * (num[j] - num[i]);
+            den[i] += wx * (den[j] - den[i]);
         }
-    }
-}
-
-void neighbourhood_mean(std::vector<double>& x, int64_t ny, int64_t nx, int r) {
-    std::vector<double> tmp(x.size());
-    for (int pass = 0; pass < 3; ++pass) {
-        box_mean(x, tmp, ny, nx, r, true);
-        box_mean(tmp, x, ny, nx, r, false);
+        for (int64_t x = n - 2; x >= 0; --x) {
+            const double wx = w[static_cast<std::size_t>(x)];
+            const int64_t i = b + x * step, j = i + step;
+            num[i] += wx * (num[j] - num[i]);
+            den[i] += wx * (den[j] - den[i]);
+        }
     }
 }
 
 }  // namespace
 
-void fill_flat(const float* values, const double* weights, int64_t ny, int64_t nx, int radius, float* out,
-               double prior) {
-    if (values == nullptr || weights == nullptr || out == nullptr) throw std::invalid_argument("fill_flat: null array");
+void fill_flat(const float* values, const double* weights, const double* guide, int64_t ny, int64_t nx, int64_t stride,
+               float* out) {
+    if (values == nullptr || weights == nullptr || guide == nullptr || out == nullptr)
+        throw std::invalid_argument("fill_flat: null array");
     if (ny < 1 || nx < 1) throw std::invalid_argument("fill_flat: empty patch grid");
-    if (radius < 1) throw std::invalid_argument("fill_flat: radius must be >= 1, got " + std::to_string(radius));
     const int64_t n = ny * nx;
     bool any_flat = false;
     for (int64_t i = 0; i < n; ++i) {
         if (!(weights[i] >= 0.0) || !std::isfinite(weights[i]))
             throw std::invalid_argument("fill_flat: weights must be finite and >= 0");
+        if (!std::isfinite(guide[i])) throw std::invalid_argument("fill_flat: the guide must be finite");
         any_flat = any_flat || weights[i] <= 0.0;
     }
     if (!any_flat) {
-        if (out != values) std::copy_n(values, n, out);
+        if (out != values) std::copy(values, values + n, out);
         return;
     }
     std::vector<double> num(static_cast<std::size_t>(n)), den(static_cast<std::size_t>(n));
@@ -71,15 +105,20 @@ void fill_flat(const float* values, const double* weights, int64_t ny, int64_t n
         num[static_cast<std::size_t>(i)] = weights[i] * static_cast<double>(values[i]);
         den[static_cast<std::size_t>(i)] = weights[i];
     }
-    neighbourhood_mean(num, ny, nx, radius);
-    neighbourhood_mean(den, ny, nx, radius);
+    const double ratio = (params::kFillSigma / static_cast<double>(stride)) / params::kFillSigmaR;
+    for (double sig : fill_pass_sigmas(stride, params::kFillSigma, params::kFillIterations)) {
+        const double a = std::exp(-std::sqrt(2.0) / sig);
+        recursive_pass(num.data(), den.data(), guide, ny, nx, nx, 1, a, ratio);  // along rows
+        recursive_pass(num.data(), den.data(), guide, nx, ny, 1, nx, a, ratio);  // along columns
+    }
     for (int64_t i = 0; i < n; ++i) {
-        const double v = static_cast<double>(values[i]);
-        if (weights[i] <= 0.0)
-            out[i] = static_cast<float>((num[static_cast<std::size_t>(i)] + prior * v) /
-                                        (den[static_cast<std::size_t>(i)] + prior));
-        else
+        if (weights[i] <= 0.0) {
+            const double v = static_cast<double>(values[i]);
+            out[i] = static_cast<float>((num[static_cast<std::size_t>(i)] + params::kFillPrior * v) /
+                                        (den[static_cast<std::size_t>(i)] + params::kFillPrior));
+        } else {
             out[i] = values[i];
+        }
     }
 }
 

@@ -145,16 +145,22 @@ void merge_coarse(float* sigma, float* confidence, std::int64_t row_stride, std:
 
 // ---------------------------------------------------------------- flat fill (stages/fill.py)
 
-// Radius (patches) of the flat fill's three box passes at this stride: floor(sqrt((sigma /
-// stride)^2 + 1/4)), at least 1 (fill.py fill_radius).
-int fill_radius(std::int64_t stride, double sigma = params::kFillSigma);
+// Mean luminance of each patch of the (ny, nx) grid of a padded image (ph x pw), from a
+// double integral image (fill.py patch_means).
+std::vector<double> patch_means(const float* padded, std::int64_t ph, std::int64_t pw, std::int64_t ny,
+                                std::int64_t nx, std::int64_t patch, std::int64_t stride);
 
-// Patch values (ny x nx) with every patch of weight <= 0 replaced by the weight-weighted mean
-// of the values around it: three box means of radius `radius` in y then x, zeros outside, in
-// double; its own value a prior of weight `prior` (fill.py fill_flat).  Writes out (may be
-// values).  Weights must be finite and >= 0.
-void fill_flat(const float* values, const double* weights, std::int64_t ny, std::int64_t nx, int radius,
-               float* out, double prior = params::kFillPrior);
+// Spatial sigma (patches) of each iteration of the fill's domain transform (fill.py pass_sigmas).
+std::vector<double> fill_pass_sigmas(std::int64_t stride, double sigma = params::kFillSigma,
+                                     int iterations = params::kFillIterations);
+
+// Patch values (ny x nx) with every patch of weight <= 0 replaced by the weight-weighted,
+// edge-aware mean of the values around it: a normalised domain-transform recursive filter
+// (guide: the patch means; per iteration rows then columns, each a causal then an anti-causal
+// pass), its own value a prior of weight kFillPrior (fill.py fill_flat).  Writes out (may be
+// values).  Weights must be finite and >= 0, the guide finite.
+void fill_flat(const float* values, const double* weights, const double* guide, std::int64_t ny, std::int64_t nx,
+               std::int64_t stride, float* out);
 
 // ---------------------------------------------------------------- temporal filter (stages/temporal.py)
 

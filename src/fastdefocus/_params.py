@@ -70,23 +70,30 @@ AGREEMENT_TAU = 0.2
 # flat_std) has weight 0 in the map, but where no textured patch covers a cell the splat falls
 # back to the plain mean of the covering patches' values, so the inside of a textureless
 # surface read what the classifier says of a flat patch (about 5 px): a flat in-focus square of
-# 48-128 px inside a sharp photo read 2.7-4.5 px. Such patches now take the confidence-weighted
-# mean of the values of the patches around them (:mod:`fastdefocus.stages.fill`): a surface
-# inherits from the textured patches at and around its edges, and a flat area far from any
-# texture keeps the flat patch's value (the prior, weight FILL_PRIOR). Chosen on the generated
-# DBD-like set (60 images), CUHK (5), 40 layered scenes and 40 sharp photos, against the map
-# without the fill (F-beta max generated / CUHK; layered textured / near-boundary MAE px; sharp
-# photos median px): 0.854 / 0.804; 0.419 / 0.618; 0.326 without, 0.900 / 0.803; 0.420 /
-# 0.618; 0.326 with (Gaussian weights of sigma 64 px; box weights: 0.90x / 0.803). Tried and
-# worse: filling every cell of low splat weight (0.885 / 0.801, layered 0.425 / 0.613, sharp
-# 0.348: real textures have tiny splat weights too), or blending by texture confidence (soft
-# instead of flat-only: 0.855 / 0.814, layered 0.429 / 0.625).
+# 48-128 px inside a sharp photo read 2.7-4.5 px. Such patches now take the confidence-weighted,
+# edge-aware mean of the patch values around them (:mod:`fastdefocus.stages.fill`). Chosen on
+# generated DBD-like sets (seed 0, 60 images; seed 1, 100 images), CUHK (5, reported, not tuned
+# to), 40 layered scenes and 40 sharp photos (F-beta max seed 0 / seed 1 / CUHK; layered
+# textured / near-boundary MAE px; sharp photos median px), NumPy pipeline with the stage swapped:
+#   no fill                                0.854 /   -   / 0.804; 0.419 / 0.618; 0.326
+#   box weights, sigma 64 px (no edges)    0.900 / 0.906 / 0.803; 0.420 / 0.618; 0.326
+#   edge-aware, sigma_r 0.05 / 0.1 / 0.2     -   / 0.947 / 0.931 (seed 1)
+#   edge-aware, sigma_r 0.1 (the default)  0.935 / 0.940 / 0.803; 0.419 / 0.618; 0.326
+# The box fill gave a flat in-focus object in front of a blurred background the background's
+# value (most textured patches around it are the background's); the edge-aware one gives it
+# its outline's. Tried and worse: filling every cell of low splat weight (0.885 / - / 0.801,
+# layered 0.425 / 0.613, sharp 0.348: real textures have tiny splat weights too), or blending
+# every patch by its texture confidence (0.855 / - / 0.814, layered 0.429 / 0.625).
 
-#: Sigma (px of the image the stage runs on) of the neighbourhood a flat patch takes its value
-#: from: three box passes on the patch grid of radius r with r (r + 1) = (FILL_SIGMA / stride)^2.
+#: Spatial sigma (px of the image the stage runs on) of the fill's domain transform.
 FILL_SIGMA = 64.0
-#: Weight of a flat patch's own value against the mean confidence of its neighbourhood (which
-#: is up to 1): it wins only where no textured patch lies within about 3 x FILL_SIGMA.
+#: Range sigma (mean patch luminance, [0, 1]): a change of this much between neighbouring
+#: patches counts as FILL_SIGMA of extra distance.
+FILL_SIGMA_R = 0.1
+#: Iterations of the domain transform (each a horizontal and a vertical pair of passes).
+FILL_ITERATIONS = 3
+#: Weight of a flat patch's own value against the filtered confidence of its neighbourhood
+#: (a mean of confidences, up to 1): it wins only far from any textured patch.
 FILL_PRIOR = 1e-3
 
 # --------------------------------------------------------------------------- refine

@@ -9,86 +9,97 @@ from fastdefocus import DefocusEstimator
 from fastdefocus._params import FILL_PRIOR
 from fastdefocus.blur import gaussian_blur
 from fastdefocus.scenes import dead_leaves
-from fastdefocus.stages.fill import fill_flat, fill_radius, neighbourhood_mean
+from fastdefocus.stages.fill import edge_aware_mean, fill_flat, pass_sigmas, patch_means
 
 
-def neighbourhood_mean_direct(x, r):
-    """Three box means by explicit window sums (zeros outside), float64."""
-    out = np.asarray(x, np.float64)
-    for _ in range(3):
-        for axis in (0, 1):
-            n = out.shape[axis]
-            res = np.zeros_like(out)
-            for i in range(n):
-                lo, hi = max(i - r, 0), min(i + r + 1, n)
-                sl = [slice(None), slice(None)]
-                sl[axis] = slice(lo, hi)
-                idx = [slice(None), slice(None)]
-                idx[axis] = i
-                res[tuple(idx)] = out[tuple(sl)].sum(axis=axis) / (2 * r + 1)
-            out = res
-    return out
+def test_patch_means_are_the_windows_means():
+    img = np.random.default_rng(0).random((72, 104)).astype(np.float32)
+    means = patch_means(img, (6, 10), 32, 8)
+    for i, j in [(0, 0), (5, 9), (2, 7)]:
+        assert means[i, j] == pytest.approx(img[8 * i:8 * i + 32, 8 * j:8 * j + 32].astype(np.float64).mean(), abs=1e-12)
 
 
-@pytest.mark.parametrize("shape,r", [((1, 1), 1), ((5, 3), 4), ((12, 17), 2), ((9, 30), 8)])
-def test_neighbourhood_mean_is_three_zero_padded_box_means(shape, r):
-    x = np.random.default_rng(0).random(shape)
-    np.testing.assert_allclose(neighbourhood_mean(x, r), neighbourhood_mean_direct(x, r), rtol=1e-12, atol=1e-15)
+def test_pass_sigmas_add_up_to_the_fill_sigma():
+    for stride in (4, 8, 16):
+        sig = pass_sigmas(stride, sigma=64.0, iterations=3)
+        assert sig[0] > sig[1] > sig[2]
+        assert np.sqrt(np.sum(np.square(sig))) == pytest.approx(64.0 / stride)
 
 
-@pytest.mark.parametrize("stride,r", [(1, 64), (2, 32), (4, 16), (8, 8), (16, 4), (32, 2)])
-def test_radius_gives_the_neighbourhood_sigma(stride, r):
-    assert fill_radius(stride) == r
-    assert fill_radius(stride, sigma=1.0) == 1  # at least one patch
+def test_constant_values_stay_constant():
+    rng = np.random.default_rng(1)
+    values = np.full((12, 17), 2.5, np.float32)
+    weights = rng.random((12, 17)) * (rng.random((12, 17)) > 0.5)
+    out = fill_flat(values, weights, rng.random((12, 17)), stride=8)
+    np.testing.assert_allclose(out, 2.5, rtol=1e-6)
 
 
 def test_flat_patch_takes_the_confident_mean_of_its_neighbours():
     values = np.full((9, 9), 5.0, np.float32)
     weights = np.zeros((9, 9))
+    guide = np.full((9, 9), 0.5)
     values[:, :3], weights[:, :3] = 1.0, 1.0  # left: confident 1 px
-    values[:, 6:], weights[:, 6:] = 3.0, 0.25  # right: less confident 3 px
-    out = fill_flat(values, weights, stride=32)  # a 2-patch box radius: narrower than the grid
+    values[:, 6:], weights[:, 6:] = 3.0, 1.0  # right: 3 px
+    out = fill_flat(values, weights, guide, stride=32)  # a 2-patch sigma: narrower than the grid
     np.testing.assert_array_equal(out[weights > 0], values[weights > 0])  # evidence unchanged
-    middle = out[4, 4]
-    assert 1.0 < middle < 3.0 and middle < 2.0  # nearer to the more confident side
-    assert out[4, 3] < out[4, 5]  # each flat patch leans to its nearer side
+    assert 1.0 < out[4, 3] < out[4, 4] < out[4, 5] < 3.0  # each flat patch leans to its nearer side
+    assert out[4, 4] == pytest.approx(2.0, abs=0.01)  # the middle: both alike (the prior, 5 px, weighs 1e-3)
+
+
+def test_evidence_does_not_cross_a_strong_edge():
+    # left half (guide 0.2): evidence of 1 px at its far edge; right half (guide 0.8): evidence
+    # of 3 px at its far edge; flat patches in between take their own side's value
+    values = np.full((10, 20), 5.0, np.float32)
+    weights = np.zeros((10, 20))
+    guide = np.where(np.arange(20) < 10, 0.2, 0.8) * np.ones((10, 1))
+    values[:, 0], weights[:, 0] = 1.0, 1.0
+    values[:, 19], weights[:, 19] = 3.0, 1.0
+    out = fill_flat(values, weights, guide, stride=8)
+    assert out[5, 9] < 1.2 and out[5, 10] > 2.8
+    blind = fill_flat(values, weights, np.full((10, 20), 0.5), stride=8)  # without the edge
+    assert 1.3 < blind[5, 9] < blind[5, 10] < 2.7
 
 
 def test_flat_area_far_from_texture_keeps_its_own_value():
     values = np.full((40, 200), 5.0, np.float32)
     weights = np.zeros((40, 200))
     values[:, :3], weights[:, :3] = 0.0, 1.0  # textured, sharp columns at the left
-    out = fill_flat(values, weights, stride=8)  # r = 8: three passes reach 24 patches on
+    out = fill_flat(values, weights, np.full((40, 200), 0.5), stride=8)  # sigma: 8 patches
     assert out[20, 4] < 0.5
-    np.testing.assert_allclose(out[:, 27:], 5.0)
+    np.testing.assert_allclose(out[:, 150:], 5.0, rtol=1e-4)
     # where a little evidence reaches, the prior weighs FILL_PRIOR against it
-    den = neighbourhood_mean(weights, 8)[20, 22]
-    assert 0 < den < 0.1
-    assert out[20, 22] == pytest.approx(5.0 * FILL_PRIOR / (den + FILL_PRIOR), rel=1e-5)
+    num, den = edge_aware_mean(weights * values, weights, np.full((40, 200), 0.5), 8)
+    assert 0 < den[20, 40] < 0.1
+    assert out[20, 40] == pytest.approx(5.0 * FILL_PRIOR / (den[20, 40] + FILL_PRIOR), rel=1e-5)
 
 
 def test_no_flat_patch_no_change():
     rng = np.random.default_rng(1)
     values = rng.random((6, 7)).astype(np.float32)
     weights = rng.random((6, 7)) + 0.01
-    np.testing.assert_array_equal(fill_flat(values, weights, 8), values)
+    np.testing.assert_array_equal(fill_flat(values, weights, rng.random((6, 7)), 8), values)
 
 
 def test_native_fill_matches_the_reference():
     from fastdefocus import _native
     rng = np.random.default_rng(2)
-    for shape in [(1, 1), (3, 5), (40, 60), (7, 200)]:
+    for shape in [(1, 1), (3, 5), (40, 60), (7, 200), (1, 30), (30, 1)]:
         for stride in (1, 8, 16, 32):
-            assert _native.stage_fill_radius(stride) == fill_radius(stride)
             values = (rng.random(shape) * 6).astype(np.float32)
+            guide = rng.random(shape)
             weights = rng.random(shape) * (rng.random(shape) > 0.4)
             for w in (weights, np.zeros(shape), weights + 0.1):
-                np.testing.assert_allclose(_native.stage_fill_flat(values, w, stride), fill_flat(values, w, stride),
-                                           rtol=1e-6, atol=1e-6)
-    with pytest.raises(ValueError, match="shape of values"):
-        _native.stage_fill_flat(np.zeros((3, 3), np.float32), np.zeros((3, 4)), 8)
+                np.testing.assert_allclose(_native.stage_fill_flat(values, w, guide, stride),
+                                           fill_flat(values, w, guide, stride), rtol=1e-6, atol=1e-6)
+    img = rng.random((72, 104)).astype(np.float32)
+    np.testing.assert_allclose(_native.stage_patch_means(img, 6, 10, 32, 8), patch_means(img, (6, 10), 32, 8),
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match="weights must have the shape"):
+        _native.stage_fill_flat(np.zeros((3, 3), np.float32), np.zeros((3, 4)), np.zeros((3, 3)), 8)
     with pytest.raises(ValueError, match="finite and >= 0"):
-        _native.stage_fill_flat(np.zeros((3, 3), np.float32), np.full((3, 3), -1.0), 8)
+        _native.stage_fill_flat(np.zeros((3, 3), np.float32), np.full((3, 3), -1.0), np.zeros((3, 3)), 8)
+    with pytest.raises(ValueError, match="does not fit"):
+        _native.stage_patch_means(img, 7, 10, 32, 8)
 
 
 def square_scene(seed: int, size: int, blur: float = 0.0):
@@ -119,6 +130,19 @@ def test_flat_in_focus_square_in_a_sharp_frame_reads_sharp(estimator, size):
 def test_flat_square_in_a_blurred_frame_reads_blurred(estimator, size):
     image, inside = square_scene(size, size, blur=3.0)  # square and frame blurred alike
     assert np.median(estimator.estimate(image).sigma[inside]) > 2.0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_flat_in_focus_disc_before_a_blurred_background_reads_sharp(estimator, seed):
+    # the generated DBD set's hard case: a textureless object with a sharp outline in front of
+    # a blurred textured background (most textured patches around it are the background's)
+    image = gaussian_blur(dead_leaves(np.random.default_rng(seed), 320, supersample=2).astype(np.float32), 3.0)
+    yy, xx = np.mgrid[:320, :320]
+    r2 = (yy - 160) ** 2 + (xx - 160) ** 2
+    image[r2 < 70 ** 2] = 0.8
+    sigma = estimator.estimate(image).sigma
+    assert np.median(sigma[r2 < 60 ** 2]) < 0.6
+    assert np.median(sigma[r2 > 90 ** 2]) > 2.0  # the background stays blurred
 
 
 def test_numpy_pipeline_fills_like_the_native_one(estimator):

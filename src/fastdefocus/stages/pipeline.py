@@ -14,7 +14,7 @@ from fastdefocus.blur import gaussian_blur
 from fastdefocus.stages.classify import apply_calibration, confidence_from_probs, expected_sigma_raw
 from fastdefocus.stages.coarse import raise_with_coarse_levels
 from fastdefocus.stages.filters import extract_patches
-from fastdefocus.stages.fill import fill_flat
+from fastdefocus.stages.fill import fill_flat, patch_means
 from fastdefocus.stages.ingest import to_luminance
 from fastdefocus.stages.refine import pad_to, refine, resize
 from fastdefocus.stages.snap import snap_boundaries
@@ -72,7 +72,7 @@ def estimate_numpy(est, image, *, channel_order: str = "rgb"):
     texture_conf = np.clip((texture.ravel() - 0.5 * est.flat_std) / (1.5 * est.flat_std), 0.0, 1.0)
     conf_patch = (confidence_from_probs(probs) * texture_conf).reshape(grid)
     # flat patches (confidence 0) take the confidence-weighted value of their neighbourhood
-    sigma_patch = fill_flat(sigma_patch.reshape(grid), conf_patch, s)
+    sigma_patch = fill_flat(sigma_patch.reshape(grid), conf_patch, patch_means(padded_source, grid, p, s), s)
     # patches straddling a focus boundary (their windows disagree) count less in the map,
     # but the reported confidence stays the classifier's and the texture's; such patches
     # look as sharp as their sharp side, so the splat is a soft maximum (SPLAT_LIFT)
