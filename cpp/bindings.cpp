@@ -217,7 +217,7 @@ class PyEstimator {
   public:
     PyEstimator(const std::string& model_path, int stride, double sigma0, double radius, double eps, int iterations,
                 int snap, int batch_size, int threads, int64_t max_pixels, const py::object& classifier,
-                int coarse_levels, double flat_gate) {
+                int coarse_levels, double flat_gate, double fill_sigma) {
         fd::EstimatorOptions o;
         o.model_path = model_path;
         o.stride = stride;
@@ -228,6 +228,7 @@ class PyEstimator {
         o.snap = snap;
         o.coarse_levels = coarse_levels;
         o.flat_gate = flat_gate;
+        o.fill_sigma = fill_sigma;
         o.batch_size = batch_size;
         o.threads = threads;
         o.max_pixels = max_pixels;
@@ -291,6 +292,7 @@ class PyEstimator {
         d["snap"] = o.snap;
         d["coarse_levels"] = o.coarse_levels;
         d["flat_gate"] = o.flat_gate;
+        d["fill_sigma"] = o.fill_sigma;
         d["batch_size"] = o.batch_size;
         d["threads"] = o.threads;
         d["model_path"] = o.model_path;
@@ -456,14 +458,14 @@ Array64 stage_patch_means(const Array& padded, int64_t ny, int64_t nx, int64_t p
     return vector64(v, ny, nx);
 }
 
-Array stage_fill_flat(const Array& values, const Array64& weights, const Array64& guide, int64_t stride) {
+Array stage_fill_flat(const Array& values, const Array64& weights, const Array64& guide, int64_t stride, double sigma) {
     require_2d(values, "values");
     for (const Array64* a : {&weights, &guide})
         if (a->ndim() != 2 || a->shape(0) != values.shape(0) || a->shape(1) != values.shape(1))
             throw py::value_error(std::string(a == &weights ? "weights" : "guide") + " must have the shape of values");
     if (stride < 1) throw py::value_error("stride must be >= 1");
     Array out({values.shape(0), values.shape(1)});
-    fd::stages::fill_flat(values.data(), weights.data(), guide.data(), values.shape(0), values.shape(1), stride,
+    fd::stages::fill_flat(values.data(), weights.data(), guide.data(), values.shape(0), values.shape(1), stride, sigma,
                           out.mutable_data());
     return out;
 }
@@ -585,14 +587,14 @@ PYBIND11_MODULE(_native, m) {
     m.attr("has_opencv_dnn") = fastdefocus::has_opencv_dnn();
     py::class_<PyEstimator>(m, "Estimator")
         .def(py::init<const std::string&, int, double, double, double, int, int, int, int, int64_t, const py::object&,
-                      int, double>(),
+                      int, double, double>(),
              py::arg("model_path") = "", py::arg("stride") = fd::params::kDefaultStride,
              py::arg("sigma0") = fd::params::kDefaultSigma0, py::arg("radius") = fd::params::kDefaultRadius,
              py::arg("eps") = fd::params::kDefaultEps, py::arg("iterations") = fd::params::kDefaultIterations,
              py::arg("snap") = fd::params::kDefaultSnap, py::arg("batch_size") = fd::params::kDefaultBatchSize,
              py::arg("threads") = 0, py::arg("max_pixels") = -1, py::arg("classifier") = py::none(),
              py::arg("coarse_levels") = fd::params::kDefaultCoarseLevels,
-             py::arg("flat_gate") = fd::params::kDefaultFlatGate)
+             py::arg("flat_gate") = fd::params::kDefaultFlatGate, py::arg("fill_sigma") = fd::params::kDefaultFillSigma)
         .def("estimate", &PyEstimator::estimate, py::arg("image"), py::arg("bgr") = false,
              py::arg("cache") = py::none(),
              "(sigma, confidence, timings) of an image (uint8 / uint16 / float32, (H, W) or (H, W, C)); "
@@ -632,6 +634,7 @@ PYBIND11_MODULE(_native, m) {
     m.def("stage_patch_means", &stage_patch_means, py::arg("padded"), py::arg("ny"), py::arg("nx"), py::arg("patch"),
           py::arg("stride"));
     m.def("stage_fill_flat", &stage_fill_flat, py::arg("values"), py::arg("weights"), py::arg("guide"), py::arg("stride"),
+          py::arg("sigma") = fd::params::kDefaultFillSigma,
           "Patch values with the patches of weight <= 0 filled from their neighbourhood (stages/fill.py).");
     m.def("stage_splat", &stage_splat, py::arg("values"), py::arg("weights"), py::arg("patch"), py::arg("stride"),
           py::arg("lift"), py::arg("patch_sharpness") = py::none(), py::arg("cell_sharpness") = py::none(),

@@ -58,6 +58,8 @@ EstimatorOptions validated_options(const EstimatorOptions& options, const ModelI
     if (o.coarse_levels < 0 || o.coarse_levels > kMaxCoarseLevels)
         throw std::invalid_argument("coarse_levels must be in [0, " + std::to_string(kMaxCoarseLevels) + "], got " +
                                     std::to_string(o.coarse_levels));
+    if (!(o.fill_sigma >= 0.0) || !std::isfinite(o.fill_sigma))
+        throw std::invalid_argument("fill_sigma must be finite and >= 0, got " + std::to_string(o.fill_sigma));
     if (!(o.flat_gate >= 0.0 && o.flat_gate <= 0.5))
         throw std::invalid_argument("flat_gate must be in [0, 0.5], got " + std::to_string(o.flat_gate));
     if (o.batch_size < 1) throw std::invalid_argument("batch_size must be >= 1, got " + std::to_string(o.batch_size));
@@ -332,9 +334,10 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
         splat_weight[i] = conf_patch[i] * stats.agreement[i];
     }
     // flat patches (confidence 0) take the confidence-weighted value of their neighbourhood
-    {
+    if (o.fill_sigma > 0) {
         const std::vector<double> means = stages::patch_means(padded_source.data(), ph, pw, ny, nx, p, s);
-        stages::fill_flat(sigma_patch.data(), conf_patch.data(), means.data(), ny, nx, s, sigma_patch.data());
+        stages::fill_flat(sigma_patch.data(), conf_patch.data(), means.data(), ny, nx, s, o.fill_sigma,
+                          sigma_patch.data());
     }
     const stages::SplatResult cells =
         stages::splat(sigma_patch.data(), splat_weight.data(), ny, nx, p, s, params::kSplatLift,

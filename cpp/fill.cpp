@@ -84,7 +84,7 @@ void recursive_pass(double* num, double* den, const double* guide, int64_t lines
 }  // namespace
 
 void fill_flat(const float* values, const double* weights, const double* guide, int64_t ny, int64_t nx, int64_t stride,
-               float* out) {
+               double sigma, float* out) {
     if (values == nullptr || weights == nullptr || guide == nullptr || out == nullptr)
         throw std::invalid_argument("fill_flat: null array");
     if (ny < 1 || nx < 1) throw std::invalid_argument("fill_flat: empty patch grid");
@@ -96,7 +96,9 @@ void fill_flat(const float* values, const double* weights, const double* guide, 
         if (!std::isfinite(guide[i])) throw std::invalid_argument("fill_flat: the guide must be finite");
         any_flat = any_flat || weights[i] <= 0.0;
     }
-    if (!any_flat) {
+    if (!(sigma >= 0.0) || !std::isfinite(sigma))
+        throw std::invalid_argument("fill_flat: sigma must be finite and >= 0");
+    if (!any_flat || sigma == 0.0) {
         if (out != values) std::copy(values, values + n, out);
         return;
     }
@@ -105,8 +107,8 @@ void fill_flat(const float* values, const double* weights, const double* guide, 
         num[static_cast<std::size_t>(i)] = weights[i] * static_cast<double>(values[i]);
         den[static_cast<std::size_t>(i)] = weights[i];
     }
-    const double ratio = (params::kFillSigma / static_cast<double>(stride)) / params::kFillSigmaR;
-    for (double sig : fill_pass_sigmas(stride, params::kFillSigma, params::kFillIterations)) {
+    const double ratio = (sigma / static_cast<double>(stride)) / params::kFillSigmaR;
+    for (double sig : fill_pass_sigmas(stride, sigma, params::kFillIterations)) {
         const double a = std::exp(-std::sqrt(2.0) / sig);
         recursive_pass(num.data(), den.data(), guide, ny, nx, nx, 1, a, ratio);  // along rows
         recursive_pass(num.data(), den.data(), guide, nx, ny, 1, nx, a, ratio);  // along columns

@@ -11,6 +11,8 @@ twin in :mod:`fastdefocus.stages`:
   float32 or float16 batch), ``patch_grid``;
 - :mod:`.ingest`: ``luminance``, ``separable_filter`` / ``gaussian_blur``, ``pad_reflect``;
 - :mod:`.splat`: ``patch_statistics``, ``patch_outputs``, ``splat``;
+- :mod:`.fill`: ``patch_means``, ``fill_flat``, ``FillWork``: the flat fill of the
+  per-patch sigma (:mod:`fastdefocus.stages.fill`);
 - :mod:`.refine`: ``resize_linear``, ``area_guide``, ``upsample_apply``, ``blend``;
 - :mod:`.snap`: ``snap_boundaries``, ``SnapWork``;
 - :mod:`.coarse`: the coarse levels' region, shrink and upsample + merge

@@ -76,6 +76,10 @@ struct EstimatorOptions {
     // are not classified (their weight in the map is 0 anyway: the texture confidence is 0
     // below 0.5 x flat_std) and take the probabilities of a flat patch.  In [0, 0.5]; 0: off.
     double flat_gate = params::kDefaultFlatGate;
+    // Flat fill: patches of confidence 0 (too flat to carry blur evidence) take the
+    // confidence-weighted, edge-aware value of the patches around them, within about this
+    // sigma in px (stages/fill.py); 0: off.
+    double fill_sigma = params::kDefaultFillSigma;
     int batch_size = params::kDefaultBatchSize;     // patches per classifier call
     int threads = 0;                                // 0: default_threads() (filters.hpp)
     std::string model_path;                         // folder of blur_classifier.json; empty:

@@ -151,16 +151,16 @@ std::vector<double> patch_means(const float* padded, std::int64_t ph, std::int64
                                 std::int64_t nx, std::int64_t patch, std::int64_t stride);
 
 // Spatial sigma (patches) of each iteration of the fill's domain transform (fill.py pass_sigmas).
-std::vector<double> fill_pass_sigmas(std::int64_t stride, double sigma = params::kFillSigma,
-                                     int iterations = params::kFillIterations);
+std::vector<double> fill_pass_sigmas(std::int64_t stride, double sigma, int iterations = params::kFillIterations);
 
 // Patch values (ny x nx) with every patch of weight <= 0 replaced by the weight-weighted,
 // edge-aware mean of the values around it: a normalised domain-transform recursive filter
 // (guide: the patch means; per iteration rows then columns, each a causal then an anti-causal
-// pass), its own value a prior of weight kFillPrior (fill.py fill_flat).  Writes out (may be
-// values).  Weights must be finite and >= 0, the guide finite.
+// pass; spatial sigma `sigma` px, 0: a copy), its own value a prior of weight kFillPrior
+// (fill.py fill_flat).  Writes out (may be values).  Weights must be finite and >= 0, the guide
+// finite.
 void fill_flat(const float* values, const double* weights, const double* guide, std::int64_t ny, std::int64_t nx,
-               std::int64_t stride, float* out);
+               std::int64_t stride, double sigma, float* out);
 
 // ---------------------------------------------------------------- temporal filter (stages/temporal.py)
 

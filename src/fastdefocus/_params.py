@@ -85,10 +85,8 @@ AGREEMENT_TAU = 0.2
 # layered 0.425 / 0.613, sharp 0.348: real textures have tiny splat weights too), or blending
 # every patch by its texture confidence (0.855 / - / 0.814, layered 0.429 / 0.625).
 
-#: Spatial sigma (px of the image the stage runs on) of the fill's domain transform.
-FILL_SIGMA = 64.0
 #: Range sigma (mean patch luminance, [0, 1]): a change of this much between neighbouring
-#: patches counts as FILL_SIGMA of extra distance.
+#: patches counts as one spatial sigma (``EstimatorConfig.fill_sigma``, 64 px) of extra distance.
 FILL_SIGMA_R = 0.1
 #: Iterations of the domain transform (each a horizontal and a vertical pair of passes).
 FILL_ITERATIONS = 3

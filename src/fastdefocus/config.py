@@ -55,6 +55,10 @@ class EstimatorConfig:
     flat_gate: float = field(default=0.5, metadata={
         "help": "texture gating: patches whose luminance std is below this times the model's flat_std (0.02) "
                 "are not classified (their weight in the map is 0 below 0.5); in [0, 0.5], 0: classify all"})
+    fill_sigma: float = field(default=64.0, metadata={
+        "help": "flat fill: patches too flat to carry blur evidence take the confidence-weighted, edge-aware "
+                "value of the patches around them, within about this sigma in px (0: off, they keep the "
+                "classifier's reading of a flat patch)"})
     batch_size: int = field(default=1024, metadata={"help": "patches per classifier call"})
     threads: int = field(default=0, metadata={
         "help": "CPU threads of ONNX Runtime and of the native stages together (0: the cores this "
@@ -93,6 +97,7 @@ class EstimatorConfig:
         set_(self, "flat_gate", check_float("flat_gate", self.flat_gate, 0.0))
         if self.flat_gate > 0.5:
             raise ValueError(f"flat_gate must be in [0, 0.5], got {self.flat_gate}")
+        set_(self, "fill_sigma", check_float("fill_sigma", self.fill_sigma, 0.0))
         set_(self, "batch_size", check_int("batch_size", self.batch_size, 1))
         set_(self, "threads", check_int("threads", self.threads, 0))
         if self.weights is not None:

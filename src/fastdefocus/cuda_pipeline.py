@@ -9,11 +9,13 @@ normalisation written straight into the classifier backend's fp16 input batch
 patches' texture and quadrant agreement, calibrated sigma and confidence per
 patch (with the CPU's texture gating: every patch is classified, but one too flat
 to carry blur evidence takes the probabilities of a flat patch, as on the CPU,
-which skips it), splat onto the stride cells, the confidence-weighted iterative guided
-filter on the working grid, guided upsampling fused with the crop and clip, the
-boundary snap, and the coarse levels (:mod:`fastdefocus.kernels.coarse`: the
-region's reduction, the one host sync of a frame; the shrunk image run through a
-child pipeline at the coarse scale; its map upsampled and merged in place).
+which skips it), the flat fill (:mod:`fastdefocus.kernels.fill`: patches of
+confidence 0 take the confidence-weighted, edge-aware sigma of their neighbourhood),
+splat onto the stride cells, the confidence-weighted iterative guided filter on the working
+grid, guided upsampling fused with the crop and clip, the boundary snap, and the
+coarse levels (:mod:`fastdefocus.kernels.coarse`: the region's reduction, the one
+host sync of a frame; the shrunk image run through a child pipeline at the coarse
+scale; its map upsampled and merged in place).
 :meth:`GpuPipeline.stream` with ``stable=True`` adds the temporal filter of the
 maps (:mod:`fastdefocus.kernels.temporal`, after each frame's pipeline).
 
@@ -33,6 +35,7 @@ import numpy as np
 from fastdefocus._params import AGREEMENT_TAU, SHARPNESS_BLUR, SPLAT_LIFT, UPSAMPLE_EPS, UPSAMPLE_RADIUS
 from fastdefocus._validate import check_image
 from fastdefocus.stages.coarse import sigma_range
+from fastdefocus.stages.fill import fill_ratio, pass_sigmas
 from fastdefocus.stages.refine import working_scale
 
 #: Largest classifier batch (patches per call); a 1080p frame at stride 8 (32,400
@@ -98,6 +101,7 @@ class _Buffers:
         # the boundary snap reads the upsampled map's neighbours: it cannot run in place
         self.unsnapped = d((geo.h, geo.w), f32) if snap else None
         self.snap_work = None
+        self.fill_work = None
 
 
 class GpuPipeline:
@@ -107,6 +111,7 @@ class GpuPipeline:
     def __init__(self, config, info, backend: str = "auto", max_batch: int = MAX_BATCH):
         from fastdefocus.kernels import coarse as k_coarse
         from fastdefocus.kernels import filters as kf
+        from fastdefocus.kernels import fill as k_fill
         from fastdefocus.kernels import ingest as k_ingest
         from fastdefocus.kernels import patches as kp
         from fastdefocus.kernels import refine as k_refine
@@ -123,12 +128,17 @@ class GpuPipeline:
         #: the kernel modules, one per stage (fastdefocus.kernels.<stage>, like fastdefocus.stages)
         self.kf, self.kp = kf, kp
         self.k_ingest, self.k_splat, self.k_refine, self.k_snap = k_ingest, k_splat, k_refine, k_snap
-        self.k_coarse, self.k_temporal = k_coarse, k_temporal
+        self.k_coarse, self.k_temporal, self.k_fill = k_coarse, k_temporal, k_fill
         #: the estimator's EstimatorConfig (validated there) and its model
         self.cfg, self.info = config, info
         #: ``sigma_max``: where the fine level clips (the model's top level); ``result_sigma_max``:
         #: the largest sigma of the map, doubled by each coarse level (``DefocusResult.sigma_max``)
         self.patch_size, self.flat_std, self.sigma_max = info.patch_size, info.flat_std, info.sigma_max
+        #: the flat fill's domain transform at this stride: the spatial sigma (patches) of each
+        #: iteration and the extra distance per unit of patch-mean step (stages.fill.edge_aware_mean)
+        self.fill_sigma = config.fill_sigma  # 0: no fill
+        self.fill_sigmas = pass_sigmas(config.stride, config.fill_sigma)
+        self.fill_ratio = fill_ratio(config.stride, config.fill_sigma)
         self.result_sigma_max = sigma_range(info.sigma_max, config.coarse_levels)
         from fastdefocus.backends.cuda import resolve_backend
 
@@ -278,6 +288,15 @@ class GpuPipeline:
                                 b.agreement, self.flat_std, b.sigma_p, b.conf_p, b.weight_p, stream=stream,
                                 flat=flat, gate_std=self.gate_std)
         mark("classify")
+        # flat patches (confidence 0: the classifier's x the texture's, before the agreement)
+        # take the confidence-weighted, edge-aware sigma of their neighbourhood, guided by the
+        # patches' mean luminance (stages.pipeline.estimate_numpy)
+        if self.fill_sigma > 0:
+            if b.fill_work is None:
+                b.fill_work = self.k_fill.FillWork(*geo.grid, stream=stream)
+            self.k_fill.patch_means(b.padded, geo.grid, p, s, out=b.fill_work.guide, stream=stream)
+            self.k_fill.fill_flat(b.sigma_p, b.conf_p, b.fill_work.guide, self.fill_sigmas, self.fill_ratio,
+                                  grid=geo.grid, work=b.fill_work, stream=stream)
         splat.splat(b.sigma_p, b.weight_p, b.conf_p, geo.grid, p, s, b.cell_sigma, b.cell_weight,
                     b.cell_conf, lift=SPLAT_LIFT, sharpness=(b.patch_sharp, b.cell_sharp), stream=stream)
         mark("splat")

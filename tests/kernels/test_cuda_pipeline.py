@@ -424,5 +424,7 @@ def test_pipeline_texture_gating_matches_cpu_estimator(noise):
         np.testing.assert_allclose(got.confidence, want.confidence, atol=0.02)
         assert np.abs(got.sigma - want.sigma).mean() < 0.005
         maps[gate] = want.sigma
-    if noise:  # faint noise: the gate changes the map where only flat patches reach
-        assert np.abs(maps[0.5] - maps[0.0]).max() > 0.05
+    if noise:  # faint noise: the gated patches have weight 0 either way, and the flat fill gives
+        # them their neighbours' values whether or not they were classified (only the fill's
+        # prior, of weight 1e-3, still sees the classifier's value)
+        assert np.abs(maps[0.5] - maps[0.0]).max() < 0.01

@@ -11,6 +11,8 @@ from fastdefocus.blur import gaussian_blur
 from fastdefocus.scenes import dead_leaves
 from fastdefocus.stages.fill import edge_aware_mean, fill_flat, pass_sigmas, patch_means
 
+SIGMA = 64.0  # EstimatorConfig.fill_sigma's default
+
 
 def test_patch_means_are_the_windows_means():
     img = np.random.default_rng(0).random((72, 104)).astype(np.float32)
@@ -30,7 +32,7 @@ def test_constant_values_stay_constant():
     rng = np.random.default_rng(1)
     values = np.full((12, 17), 2.5, np.float32)
     weights = rng.random((12, 17)) * (rng.random((12, 17)) > 0.5)
-    out = fill_flat(values, weights, rng.random((12, 17)), stride=8)
+    out = fill_flat(values, weights, rng.random((12, 17)), 8, SIGMA)
     np.testing.assert_allclose(out, 2.5, rtol=1e-6)
 
 
@@ -40,7 +42,7 @@ def test_flat_patch_takes_the_confident_mean_of_its_neighbours():
     guide = np.full((9, 9), 0.5)
     values[:, :3], weights[:, :3] = 1.0, 1.0  # left: confident 1 px
     values[:, 6:], weights[:, 6:] = 3.0, 1.0  # right: 3 px
-    out = fill_flat(values, weights, guide, stride=32)  # a 2-patch sigma: narrower than the grid
+    out = fill_flat(values, weights, guide, 32, SIGMA)  # a 2-patch sigma: narrower than the grid
     np.testing.assert_array_equal(out[weights > 0], values[weights > 0])  # evidence unchanged
     assert 1.0 < out[4, 3] < out[4, 4] < out[4, 5] < 3.0  # each flat patch leans to its nearer side
     assert out[4, 4] == pytest.approx(2.0, abs=0.01)  # the middle: both alike (the prior, 5 px, weighs 1e-3)
@@ -54,9 +56,9 @@ def test_evidence_does_not_cross_a_strong_edge():
     guide = np.where(np.arange(20) < 10, 0.2, 0.8) * np.ones((10, 1))
     values[:, 0], weights[:, 0] = 1.0, 1.0
     values[:, 19], weights[:, 19] = 3.0, 1.0
-    out = fill_flat(values, weights, guide, stride=8)
+    out = fill_flat(values, weights, guide, 8, SIGMA)
     assert out[5, 9] < 1.2 and out[5, 10] > 2.8
-    blind = fill_flat(values, weights, np.full((10, 20), 0.5), stride=8)  # without the edge
+    blind = fill_flat(values, weights, np.full((10, 20), 0.5), 8, SIGMA)  # without the edge
     assert 1.3 < blind[5, 9] < blind[5, 10] < 2.7
 
 
@@ -64,11 +66,11 @@ def test_flat_area_far_from_texture_keeps_its_own_value():
     values = np.full((40, 200), 5.0, np.float32)
     weights = np.zeros((40, 200))
     values[:, :3], weights[:, :3] = 0.0, 1.0  # textured, sharp columns at the left
-    out = fill_flat(values, weights, np.full((40, 200), 0.5), stride=8)  # sigma: 8 patches
+    out = fill_flat(values, weights, np.full((40, 200), 0.5), 8, SIGMA)  # sigma: 8 patches
     assert out[20, 4] < 0.5
     np.testing.assert_allclose(out[:, 150:], 5.0, rtol=1e-4)
     # where a little evidence reaches, the prior weighs FILL_PRIOR against it
-    num, den = edge_aware_mean(weights * values, weights, np.full((40, 200), 0.5), 8)
+    num, den = edge_aware_mean(weights * values, weights, np.full((40, 200), 0.5), 8, SIGMA)
     assert 0 < den[20, 40] < 0.1
     assert out[20, 40] == pytest.approx(5.0 * FILL_PRIOR / (den[20, 40] + FILL_PRIOR), rel=1e-5)
 
@@ -77,7 +79,7 @@ def test_no_flat_patch_no_change():
     rng = np.random.default_rng(1)
     values = rng.random((6, 7)).astype(np.float32)
     weights = rng.random((6, 7)) + 0.01
-    np.testing.assert_array_equal(fill_flat(values, weights, rng.random((6, 7)), 8), values)
+    np.testing.assert_array_equal(fill_flat(values, weights, rng.random((6, 7)), 8, SIGMA), values)
 
 
 def test_native_fill_matches_the_reference():
@@ -89,8 +91,8 @@ def test_native_fill_matches_the_reference():
             guide = rng.random(shape)
             weights = rng.random(shape) * (rng.random(shape) > 0.4)
             for w in (weights, np.zeros(shape), weights + 0.1):
-                np.testing.assert_allclose(_native.stage_fill_flat(values, w, guide, stride),
-                                           fill_flat(values, w, guide, stride), rtol=1e-6, atol=1e-6)
+                np.testing.assert_allclose(_native.stage_fill_flat(values, w, guide, stride, SIGMA),
+                                           fill_flat(values, w, guide, stride, SIGMA), rtol=1e-6, atol=1e-6)
     img = rng.random((72, 104)).astype(np.float32)
     np.testing.assert_allclose(_native.stage_patch_means(img, 6, 10, 32, 8), patch_means(img, (6, 10), 32, 8),
                                rtol=1e-12)
@@ -143,6 +145,16 @@ def test_flat_in_focus_disc_before_a_blurred_background_reads_sharp(estimator, s
     sigma = estimator.estimate(image).sigma
     assert np.median(sigma[r2 < 60 ** 2]) < 0.6
     assert np.median(sigma[r2 > 90 ** 2]) > 2.0  # the background stays blurred
+
+
+def test_fill_sigma_zero_turns_the_fill_off():
+    image, inside = square_scene(1, 96)
+    est = DefocusEstimator(device="cpu", fill_sigma=0)
+    assert np.median(est.estimate(image).sigma[inside]) > 2.0  # the flat patch's reading
+    values = np.full((4, 4), 5.0, np.float32)
+    np.testing.assert_array_equal(fill_flat(values, np.zeros((4, 4)), np.zeros((4, 4)), 8, 0.0), values)
+    with pytest.raises(ValueError, match="fill_sigma"):
+        DefocusEstimator(device="cpu", fill_sigma=-1)
 
 
 def test_numpy_pipeline_fills_like_the_native_one(estimator):

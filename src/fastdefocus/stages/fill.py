@@ -7,7 +7,7 @@ yet its value reaches the map wherever no textured patch covers a cell. Here eac
 takes instead the confidence-weighted mean of the values around it, its own value a prior of
 weight :data:`~fastdefocus._params.FILL_PRIOR`. The weights are edge-aware: a normalised
 domain-transform recursive filter (Gastal and Oliveira, SIGGRAPH 2011) on the patch grid, of
-spatial sigma :data:`~fastdefocus._params.FILL_SIGMA` px and range sigma
+spatial sigma ``EstimatorConfig.fill_sigma`` (64 px; 0: no fill) and range sigma
 :data:`~fastdefocus._params.FILL_SIGMA_R` on the patches' mean luminance, so evidence spreads
 within a surface and hardly across a strong change of brightness. A textureless surface thus
 inherits from the patches on its own edges (a flat in-focus object reads as sharp as its
@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from fastdefocus._params import FILL_ITERATIONS, FILL_PRIOR, FILL_SIGMA, FILL_SIGMA_R
+from fastdefocus._params import FILL_ITERATIONS, FILL_PRIOR, FILL_SIGMA_R
 
 
 def patch_means(padded: np.ndarray, grid, patch: int, stride: int) -> np.ndarray:
@@ -39,12 +39,18 @@ def patch_means(padded: np.ndarray, grid, patch: int, stride: int) -> np.ndarray
     return sums / float(patch * patch)
 
 
-def pass_sigmas(stride: int, sigma: float = FILL_SIGMA, iterations: int = FILL_ITERATIONS):
+def pass_sigmas(stride: int, sigma: float, iterations: int = FILL_ITERATIONS):
     """Spatial sigma (patches) of each iteration's passes: sigma / stride x sqrt(3) x 2^(N-1-i) /
     sqrt(4^N - 1), so that the N iterations together have sigma / stride."""
     s = sigma / stride
     return [s * math.sqrt(3.0) * 2.0 ** (iterations - 1 - i) / math.sqrt(4.0 ** iterations - 1.0)
             for i in range(iterations)]
+
+
+def fill_ratio(stride: int, sigma: float) -> float:
+    """Extra distance (in patches) per unit of mean-luminance change between neighbouring patches:
+    the spatial sigma over the range sigma, (sigma / stride) / FILL_SIGMA_R."""
+    return (sigma / stride) / FILL_SIGMA_R
 
 
 def _recursive_pass(num: np.ndarray, den: np.ndarray, guide: np.ndarray, a: float, ratio: float) -> None:
@@ -60,15 +66,15 @@ def _recursive_pass(num: np.ndarray, den: np.ndarray, guide: np.ndarray, a: floa
         den[:, x] += w[:, x] * (den[:, x + 1] - den[:, x])
 
 
-def edge_aware_mean(num: np.ndarray, den: np.ndarray, guide: np.ndarray, stride: int):
+def edge_aware_mean(num: np.ndarray, den: np.ndarray, guide: np.ndarray, stride: int, sigma: float):
     """(num, den) each filtered by the domain transform: per iteration a horizontal then a
     vertical pair of passes (float64, new arrays)."""
     num = np.array(num, np.float64)
     den = np.array(den, np.float64)
     guide = np.asarray(guide, np.float64)
-    ratio = (FILL_SIGMA / stride) / FILL_SIGMA_R
+    ratio = fill_ratio(stride, sigma)
     num_t, den_t, guide_t = num.T.copy(), den.T.copy(), guide.T.copy()
-    for sig in pass_sigmas(stride):
+    for sig in pass_sigmas(stride, sigma):
         a = math.exp(-math.sqrt(2.0) / sig)
         _recursive_pass(num, den, guide, a, ratio)
         num_t[...], den_t[...] = num.T, den.T
@@ -77,16 +83,16 @@ def edge_aware_mean(num: np.ndarray, den: np.ndarray, guide: np.ndarray, stride:
     return num, den
 
 
-def fill_flat(values: np.ndarray, weights: np.ndarray, guide: np.ndarray, stride: int) -> np.ndarray:
+def fill_flat(values: np.ndarray, weights: np.ndarray, guide: np.ndarray, stride: int, sigma: float) -> np.ndarray:
     """Patch values (float32 (ny, nx)) with every patch of weight <= 0 replaced by the
     ``weights``-weighted, edge-aware mean of the values around it (its own value a prior of
     weight FILL_PRIOR). ``weights``: the patches' confidences (>= 0); ``guide``: their mean
-    luminance (:func:`patch_means`)."""
+    luminance (:func:`patch_means`); ``sigma``: the spatial sigma in px (0: no fill)."""
     values = np.asarray(values, np.float32)
     weights = np.asarray(weights, np.float64)
     flat = weights <= 0
-    if not flat.any():
+    if sigma <= 0 or not flat.any():
         return values.copy()
-    num, den = edge_aware_mean(weights * values, weights, guide, stride)
+    num, den = edge_aware_mean(weights * values, weights, guide, stride, sigma)
     filled = (num + FILL_PRIOR * values) / (den + FILL_PRIOR)
     return np.where(flat, filled, values).astype(np.float32)

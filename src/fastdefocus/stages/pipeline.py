@@ -72,7 +72,10 @@ def estimate_numpy(est, image, *, channel_order: str = "rgb"):
     texture_conf = np.clip((texture.ravel() - 0.5 * est.flat_std) / (1.5 * est.flat_std), 0.0, 1.0)
     conf_patch = (confidence_from_probs(probs) * texture_conf).reshape(grid)
     # flat patches (confidence 0) take the confidence-weighted value of their neighbourhood
-    sigma_patch = fill_flat(sigma_patch.reshape(grid), conf_patch, patch_means(padded_source, grid, p, s), s)
+    sigma_patch = sigma_patch.reshape(grid)
+    if est.config.fill_sigma > 0:
+        sigma_patch = fill_flat(sigma_patch, conf_patch, patch_means(padded_source, grid, p, s), s,
+                                est.config.fill_sigma)
     # patches straddling a focus boundary (their windows disagree) count less in the map,
     # but the reported confidence stays the classifier's and the texture's; such patches
     # look as sharp as their sharp side, so the splat is a soft maximum (SPLAT_LIFT)
