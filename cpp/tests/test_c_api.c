@@ -90,6 +90,11 @@ int main(void) {
     CHECK(fastdefocus_create_with_classifier(&o, classify, &counter) == NULL);
     CHECK_ERROR("stride must divide");
     fastdefocus_options_init(&o);
+    CHECK(o.fill_sigma == 64.0);
+    o.fill_sigma = -1.0;
+    CHECK(fastdefocus_create_with_classifier(&o, classify, &counter) == NULL);
+    CHECK_ERROR("fill_sigma must be finite and >= 0");
+    fastdefocus_options_init(&o);
     o.model_path = "/nonexistent/model";
     CHECK(fastdefocus_create_with_classifier(&o, classify, &counter) == NULL);
     CHECK_ERROR("model metadata not found");

@@ -355,6 +355,35 @@ static void test_patch_statistics() {
     EXPECT_THROW(std::invalid_argument, st::tent_weights(32, 3), "stride must divide");
 }
 
+static void test_fill() {
+    // flat columns between confident 1-px (left) and 3-px (right) columns, equal guide: they
+    // ramp from one to the other; behind a step of the guide each side keeps its own
+    const int64_t ny = 5, nx = 7;
+    std::vector<float> v(ny * nx, 5.0f);
+    std::vector<double> wt(ny * nx, 0.0), flat_guide(ny * nx, 0.5), step(ny * nx, 0.2);
+    for (int64_t y = 0; y < ny; ++y) {
+        v[y * nx] = 1.0f, wt[y * nx] = 1.0;
+        v[y * nx + nx - 1] = 3.0f, wt[y * nx + nx - 1] = 1.0;
+        for (int64_t x = nx / 2 + 1; x < nx; ++x) step[y * nx + x] = 0.8;
+    }
+    std::vector<float> out(ny * nx);
+    fd::stages::fill_flat(v.data(), wt.data(), flat_guide.data(), ny, nx, 32, 64.0, out.data());
+    CHECK(out[2 * nx + 3] > 1.5f && out[2 * nx + 3] < 2.5f);
+    for (int64_t x = 1; x < nx; ++x) CHECK(out[2 * nx + x] > out[2 * nx + x - 1]);
+    CHECK(out[2 * nx] == 1.0f && out[2 * nx + nx - 1] == 3.0f);
+    fd::stages::fill_flat(v.data(), wt.data(), step.data(), ny, nx, 32, 64.0, out.data());
+    CHECK(out[2 * nx + 3] < 1.2f && out[2 * nx + 4] > 2.8f);
+    fd::stages::fill_flat(v.data(), wt.data(), step.data(), ny, nx, 32, 0.0, out.data());
+    CHECK(out == v);
+    wt[3] = -1.0;
+    EXPECT_THROW(std::invalid_argument, fd::stages::fill_flat(v.data(), wt.data(), step.data(), ny, nx, 32, 64.0, out.data()),
+                 "finite and >= 0");
+    const std::vector<float> img(40 * 48, 0.25f);
+    const std::vector<double> means = fd::stages::patch_means(img.data(), 40, 48, 2, 3, 32, 8);
+    CHECK(means.size() == 6 && std::abs(means[5] - 0.25) < 1e-12);
+    EXPECT_THROW(std::invalid_argument, fd::stages::patch_means(img.data(), 40, 48, 3, 3, 32, 8), "does not fit");
+}
+
 static void test_splat() {
     const std::vector<double> w8 = st::tent_weights(32, 8);
     CHECK(w8.size() == 4 && w8[0] == 0.25 && w8[1] == 0.75 && w8[2] == 0.75 && w8[3] == 0.25);
@@ -840,6 +869,7 @@ int main() {
     test_gaussian();
     test_pad_and_resize();
     test_patch_statistics();
+    test_fill();
     test_splat();
     test_classify();
     test_refine_and_snap();
