@@ -175,3 +175,6 @@ def test_bench_command_smallest_configuration(tmp_path, capsys, monkeypatch):
     for r in report["rows"]:
         assert r["seconds"] > 0 and r["peak_rss"] > 0 and r["patches"] > 0
     assert report["guided_filter"]["640x480"]["native"] > 0
+    assert "Flat fill" in text and "Coarse levels" in text
+    fill = report["fill"][0]
+    assert fill["fill_sigma"] == 64.0 and fill["flat"]["seconds_on"] > 0 and fill["sharp"]["ratio"] > 0

@@ -179,24 +179,11 @@ def measure_stream(size: str, stride: int, frames: int, flat_gate: float | None 
     return out
 
 
-def measure_coarse(size: str, stride: int, repeats: int) -> dict:
-    """What the coarse levels cost (meant for a fresh process): the default estimator and one with
-    ``coarse_levels=0``, best of ``repeats`` each, interleaved, on a sharp textured frame (no coarse
-    level should run) and on the same frame blurred uniformly by a Gaussian of COARSE_BLUR px
-    (both levels run on the whole frame)."""
-    import fastdefocus
-    from fastdefocus.blur import gaussian_blur
-    from fastdefocus.scenes import dead_leaves
-
-    h, w = SIZES[size]
-    leaves = dead_leaves(np.random.default_rng(1), size=max(h, w), colour=True)[:h, :w]
-    sharp = np.clip(leaves * 255 + 0.5, 0, 255).astype(np.uint8)
-    blurred = np.clip(gaussian_blur(np.ascontiguousarray(leaves, np.float32), COARSE_BLUR) * 255 + 0.5,
-                      0, 255).astype(np.uint8)  # the separable filter blurs each channel
-    on = fastdefocus.DefocusEstimator(stride=stride, device="cpu")
-    off = fastdefocus.DefocusEstimator(stride=stride, device="cpu", coarse_levels=0, _classifier=on.classifier)
-    out = {"size": size, "stride": stride, "coarse_levels": on.coarse_levels, "blur": COARSE_BLUR}
-    for name, frame in (("sharp", sharp), ("blurred", blurred)):
+def _on_off(on, off, frames, repeats: int) -> dict:
+    """Per named frame: the best time of estimators ``on`` and ``off`` (interleaved, after a
+    warm-up each), their ratio and the median sigma of ``on``'s map."""
+    out = {}
+    for name, frame in frames:
         best = {"on": float("inf"), "off": float("inf")}
         for est in (on, off):
             est.estimate(frame)  # warm-up
@@ -209,6 +196,51 @@ def measure_coarse(size: str, stride: int, repeats: int) -> dict:
                     median = float(np.median(result.sigma))
         out[name] = {"seconds_on": best["on"], "seconds_off": best["off"], "ratio": best["on"] / best["off"],
                      "median_sigma": median}
+    return out
+
+
+def _leaves_frame(h: int, w: int) -> np.ndarray:
+    from fastdefocus.scenes import dead_leaves
+
+    return dead_leaves(np.random.default_rng(1), size=max(h, w), colour=True)[:h, :w]
+
+
+def _uint8(image: np.ndarray) -> np.ndarray:
+    return np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def measure_coarse(size: str, stride: int, repeats: int) -> dict:
+    """What the coarse levels cost (meant for a fresh process): the default estimator and one with
+    ``coarse_levels=0``, best of ``repeats`` each, interleaved, on a sharp textured frame (no coarse
+    level should run) and on the same frame blurred uniformly by a Gaussian of COARSE_BLUR px
+    (both levels run on the whole frame)."""
+    import fastdefocus
+    from fastdefocus.blur import gaussian_blur
+
+    h, w = SIZES[size]
+    leaves = _leaves_frame(h, w)
+    blurred = gaussian_blur(np.ascontiguousarray(leaves, np.float32), COARSE_BLUR)  # each channel
+    on = fastdefocus.DefocusEstimator(stride=stride, device="cpu")
+    off = fastdefocus.DefocusEstimator(stride=stride, device="cpu", coarse_levels=0, _classifier=on.classifier)
+    out = {"size": size, "stride": stride, "coarse_levels": on.coarse_levels, "blur": COARSE_BLUR}
+    out.update(_on_off(on, off, (("sharp", _uint8(leaves)), ("blurred", _uint8(blurred))), repeats))
+    return out
+
+
+def measure_fill(size: str, stride: int, repeats: int) -> dict:
+    """What the flat fill costs (meant for a fresh process): the default estimator and one with
+    ``fill_sigma=0``, best of ``repeats`` each, interleaved, on a sharp textured frame and on the
+    same frame with its middle third flat (the patches inside it are filled)."""
+    import fastdefocus
+
+    h, w = SIZES[size]
+    leaves = _leaves_frame(h, w)
+    flat = leaves.copy()
+    flat[:, w // 3:2 * w // 3] = 0.5
+    on = fastdefocus.DefocusEstimator(stride=stride, device="cpu")
+    off = fastdefocus.DefocusEstimator(stride=stride, device="cpu", fill_sigma=0, _classifier=on.classifier)
+    out = {"size": size, "stride": stride, "fill_sigma": on.config.fill_sigma}
+    out.update(_on_off(on, off, (("sharp", _uint8(leaves)), ("flat", _uint8(flat))), repeats))
     return out
 
 
@@ -350,6 +382,8 @@ def run_speed(options: dict) -> dict:
             print(f"[speed] {size} stride {stride} coarse levels", file=sys.stderr, flush=True)
             report.setdefault("coarse", []).append(_in_fresh_process(measure_coarse, size, stride,
                                                                      options["repeats"]))
+            print(f"[speed] {size} stride {stride} flat fill", file=sys.stderr, flush=True)
+            report.setdefault("fill", []).append(_in_fresh_process(measure_fill, size, stride, options["repeats"]))
     if options.get("stream", True):
         for size in options.get("stream_sizes", STREAM_SIZES):
             for stride in options["strides"]:
@@ -423,6 +457,16 @@ def speed_markdown(report: dict) -> str:
                      "|---|---:|---|---:|---:|---:|---:|")
         for c in report["coarse"]:
             for name, label in (("sharp", "sharp texture"), ("blurred", f"Gaussian {c['blur']:g} px everywhere")):
+                m = c[name]
+                lines.append(f"| {c['size']} | {c['stride']} | {label} | {m['median_sigma']:.2f} | "
+                             f"{1000 * m['seconds_on']:.0f} | {1000 * m['seconds_off']:.0f} | {m['ratio']:.2f} |")
+    if report.get("fill"):
+        lines.append("\nFlat fill: the default estimator against `fill_sigma=0`, same run, best of each, "
+                     "interleaved:\n")
+        lines.append("| frame | stride | image | median sigma px | ms, fill on | ms, off | on / off |\n"
+                     "|---|---:|---|---:|---:|---:|---:|")
+        for c in report["fill"]:
+            for name, label in (("sharp", "sharp texture"), ("flat", "sharp texture, middle third flat")):
                 m = c[name]
                 lines.append(f"| {c['size']} | {c['stride']} | {label} | {m['median_sigma']:.2f} | "
                              f"{1000 * m['seconds_on']:.0f} | {1000 * m['seconds_off']:.0f} | {m['ratio']:.2f} |")
