@@ -83,7 +83,11 @@ AGREEMENT_TAU = 0.2
 # value (most textured patches around it are the background's); the edge-aware one gives it
 # its outline's. Tried and worse: filling every cell of low splat weight (0.885 / - / 0.801,
 # layered 0.425 / 0.613, sharp 0.348: real textures have tiny splat weights too), or blending
-# every patch by its texture confidence (0.855 / - / 0.814, layered 0.429 / 0.625).
+# every patch with the fill by its texture confidence (box: 0.855 / - / 0.814, layered 0.429 /
+# 0.625; edge-aware: 0.924 / - / 0.817, layered 0.423 / 0.622; with the confidence / 0.5: 0.930 /
+# - / 0.805, 0.421 / 0.619): the CUHK pairs gain where skin reads blurred, the generated set
+# and the layered scenes lose. These trials ran the NumPy pipeline with the stage swapped by a
+# one-off script (not part of the project).
 
 #: Range sigma (mean patch luminance, [0, 1]): a change of this much between neighbouring
 #: patches counts as one spatial sigma (``EstimatorConfig.fill_sigma``, 64 px) of extra distance.
