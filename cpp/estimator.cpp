@@ -58,8 +58,10 @@ EstimatorOptions validated_options(const EstimatorOptions& options, const ModelI
     if (o.coarse_levels < 0 || o.coarse_levels > kMaxCoarseLevels)
         throw std::invalid_argument("coarse_levels must be in [0, " + std::to_string(kMaxCoarseLevels) + "], got " +
                                     std::to_string(o.coarse_levels));
-    if (!(o.fill_sigma >= 0.0) || !std::isfinite(o.fill_sigma))
-        throw std::invalid_argument("fill_sigma must be finite and >= 0, got " + std::to_string(o.fill_sigma));
+    require_finite("fill_sigma", o.fill_sigma, 0.0, true);
+    if (o.fill_sigma != 0.0 && (o.fill_sigma < params::kMinFillSigma || o.fill_sigma > params::kMaxFillSigma))
+        throw std::invalid_argument("fill_sigma must be 0 (off) or in [1, 10000] px, got " +
+                                    std::to_string(o.fill_sigma));
     if (!(o.flat_gate >= 0.0 && o.flat_gate <= 0.5))
         throw std::invalid_argument("flat_gate must be in [0, 0.5], got " + std::to_string(o.flat_gate));
     if (o.batch_size < 1) throw std::invalid_argument("batch_size must be >= 1, got " + std::to_string(o.batch_size));
@@ -240,6 +242,9 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
     std::vector<float> probs;
     const float* P = given;
     result.patches = npatch;  // patches_classified stays 0 when the probabilities are given
+    if (given != nullptr)
+        for (int64_t i = 0; i < npatch * L; ++i)
+            if (!std::isfinite(given[i])) throw std::invalid_argument("probabilities must be finite");
     if (given == nullptr) {
         // texture gating: a patch whose luminance std is below flat_gate x flat_std carries no blur
         // evidence (its texture confidence, hence its weight in the map, is 0 from 0.5 x flat_std
@@ -334,7 +339,7 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
         splat_weight[i] = conf_patch[i] * stats.agreement[i];
     }
     // flat patches (confidence 0) take the confidence-weighted value of their neighbourhood
-    if (o.fill_sigma > 0) {
+    if (o.fill_sigma > 0 && std::any_of(conf_patch.begin(), conf_patch.end(), [](double c) { return c <= 0.0; })) {
         const std::vector<double> means = stages::patch_means(padded_source.data(), ph, pw, ny, nx, p, s);
         stages::fill_flat(sigma_patch.data(), conf_patch.data(), means.data(), ny, nx, s, o.fill_sigma,
                           sigma_patch.data());

@@ -155,7 +155,8 @@ def fill_flat(values, weights, guide, sigmas, ratio: float, grid=None, prior: fl
     (their mean luminance, :func:`patch_means`): device arrays of the (ny, nx) patch grid, 2-D or
     flattened (ny * nx,) (then ``grid`` = (ny, nx) is needed). ``sigmas``: the spatial sigma
     (patches) of each iteration (:func:`fastdefocus.stages.fill.pass_sigmas` of the stride);
-    ``ratio``: (FILL_SIGMA / stride) / FILL_SIGMA_R, the extra distance per unit of guide step.
+    ``ratio``: (fill_sigma / stride) / FILL_SIGMA_R (:func:`fastdefocus.stages.fill.fill_ratio`), the extra
+    distance per unit of guide step.
     ``work``: a :class:`FillWork` of the grid (allocated if omitted or of another grid).
     Returns ``values``."""
     func = "fill_flat"

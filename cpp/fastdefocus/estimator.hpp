@@ -79,7 +79,7 @@ struct EstimatorOptions {
     // Flat fill: patches of confidence 0 (too flat to carry blur evidence) take the
     // confidence-weighted, edge-aware value of the patches around them, within about this
     // sigma in px (stages/fill.py); 0: off.
-    double fill_sigma = params::kDefaultFillSigma;
+    double fill_sigma = params::kDefaultFillSigma;  // 0, or in [params::kMinFillSigma, params::kMaxFillSigma]
     int batch_size = params::kDefaultBatchSize;     // patches per classifier call
     int threads = 0;                                // 0: default_threads() (filters.hpp)
     std::string model_path;                         // folder of blur_classifier.json; empty:

@@ -93,7 +93,10 @@ int main(void) {
     CHECK(o.fill_sigma == 64.0);
     o.fill_sigma = -1.0;
     CHECK(fastdefocus_create_with_classifier(&o, classify, &counter) == NULL);
-    CHECK_ERROR("fill_sigma must be finite and >= 0");
+    CHECK_ERROR("fill_sigma must be a finite number >= 0");
+    o.fill_sigma = 0.5;
+    CHECK(fastdefocus_create_with_classifier(&o, classify, &counter) == NULL);
+    CHECK_ERROR("fill_sigma must be 0 (off) or in [1, 10000] px");
     fastdefocus_options_init(&o);
     o.model_path = "/nonexistent/model";
     CHECK(fastdefocus_create_with_classifier(&o, classify, &counter) == NULL);

@@ -77,7 +77,7 @@ AGREEMENT_TAU = 0.2
 # textured / near-boundary MAE px; sharp photos median px), NumPy pipeline with the stage swapped:
 #   no fill                                0.854 /   -   / 0.804; 0.419 / 0.618; 0.326
 #   box weights, sigma 64 px (no edges)    0.900 / 0.906 / 0.803; 0.420 / 0.618; 0.326
-#   edge-aware, sigma_r 0.05 / 0.1 / 0.2     -   / 0.947 / 0.931 (seed 1)
+#   edge-aware, sigma_r 0.05 / 0.2 (seed 1 only): 0.947 / 0.931
 #   edge-aware, sigma_r 0.1 (the default)  0.935 / 0.940 / 0.803; 0.419 / 0.618; 0.326
 # The box fill gave a flat in-focus object in front of a blurred background the background's
 # value (most textured patches around it are the background's); the edge-aware one gives it
@@ -92,6 +92,10 @@ AGREEMENT_TAU = 0.2
 #: Range sigma (mean patch luminance, [0, 1]): a change of this much between neighbouring
 #: patches counts as one spatial sigma (``EstimatorConfig.fill_sigma``, 64 px) of extra distance.
 FILL_SIGMA_R = 0.1
+#: Range of ``EstimatorConfig.fill_sigma`` besides 0 (px): below 1 px the fill reaches no
+#: neighbour; far above an image's size its weights stop respecting edges and the prior dilutes.
+MIN_FILL_SIGMA = 1.0
+MAX_FILL_SIGMA = 1e4
 #: Iterations of the domain transform (each a horizontal and a vertical pair of passes).
 FILL_ITERATIONS = 3
 #: Weight of a flat patch's own value against the filtered confidence of its neighbourhood

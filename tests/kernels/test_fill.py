@@ -93,7 +93,8 @@ def test_fill_rejects_mismatched_inputs():
         KF.patch_means(cuda.to_device(np.zeros((40, 40), np.float32)), (3, 3), 32, 8)
 
 
-def test_pipeline_fills_a_flat_square_like_the_numpy_pipeline():
+@pytest.mark.parametrize("fill_sigma", [64.0, 0.0])
+def test_pipeline_fills_a_flat_square_like_the_numpy_pipeline(fill_sigma):
     """The GPU pipeline (fill between the patch outputs and the splat) against the NumPy
     pipeline: a flat square inside a sharp frame reads sharp (about 2 px without the fill)."""
     from fastdefocus import DefocusEstimator
@@ -104,10 +105,13 @@ def test_pipeline_fills_a_flat_square_like_the_numpy_pipeline():
     frame = dead_leaves(np.random.default_rng(3), 96, supersample=2).astype(np.float32)
     frame[24:72, 24:72] = 0.5
     inside = np.s_[28:68, 28:68]
-    est = DefocusEstimator(device="cpu", snap=0, coarse_levels=0)
+    est = DefocusEstimator(device="cpu", snap=0, coarse_levels=0, fill_sigma=fill_sigma)
     got = GpuPipeline(est.config, est.info, backend="cpu").estimate(frame)
     sigma, confidence, _ = estimate_numpy(est, frame)
-    assert np.median(sigma[inside]) < 0.5
+    if fill_sigma:
+        assert np.median(sigma[inside]) < 0.5
+    else:
+        assert np.median(sigma[inside]) > 1.0
     # fp16 classifier input (GPU) against float32 (CPU), as in test_cuda_pipeline.py
     np.testing.assert_allclose(got.sigma, sigma, atol=0.03)
     np.testing.assert_allclose(got.confidence, confidence, atol=0.02)

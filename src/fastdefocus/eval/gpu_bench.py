@@ -110,10 +110,12 @@ def _maxerr(a, b):
 
 def check_kernels(cuda):
     from fastdefocus.kernels import filters as kf
+    from fastdefocus.kernels import fill as k_fill
     from fastdefocus.kernels import ingest as k_ingest
     from fastdefocus.kernels import patches as kp
     from fastdefocus.kernels import refine as k_refine
     from fastdefocus.kernels import splat as k_splat
+    from fastdefocus.stages import fill as cpu_fill
     from fastdefocus.stages import filters as cpu
     from fastdefocus.blur import gaussian_blur
     from fastdefocus.stages.ingest import to_luminance
@@ -170,6 +172,15 @@ def check_kernels(cuda):
         want_c = tent_sum(conf, 32, 8) / tent_sum(np.ones(grid), 32, 8)
         errs["splat"] = max(_maxerr(cv.copy_to_host(), want_v), _maxerr(cw.copy_to_host(), want_w),
                             _maxerr(cc.copy_to_host(), want_c))
+        fill_w = np.where(rng.random(grid) < 0.4, 0.0, rng.random(grid))  # 40% of the patches flat
+        means = cpu_fill.patch_means(padded, grid, 32, 8)
+        d_means = k_fill.patch_means(d_pad, grid, 32, 8)
+        errs["patch means (fill guide)"] = _maxerr(d_means.copy_to_host(), means.ravel())
+        d_values = cuda.to_device(values.ravel())
+        k_fill.fill_flat(d_values, cuda.to_device(fill_w.ravel()), d_means, cpu_fill.pass_sigmas(8, 64.0),
+                         cpu_fill.fill_ratio(8, 64.0), grid=grid)
+        errs["flat fill"] = _maxerr(d_values.copy_to_host(),
+                                    cpu_fill.fill_flat(values, fill_w, means, 8, 64.0).ravel())
         sh, sw = shape[0] // 8, shape[1] // 8
         small = rng.random((sh, sw)).astype(np.float32)
         errs["resize linear x2"] = _maxerr(
@@ -221,7 +232,8 @@ def time_frames(est, shape, repeats=None):
 
 def time_kernels(est, shape, repeats=None):
     """The GPU kernels of one frame without the classifier: patch extraction (into the
-    backend's fp16 batch), statistics, per-patch outputs, splat, refinement, upsampling."""
+    backend's fp16 batch), statistics, per-patch outputs, the flat fill, splat, refinement,
+    upsampling."""
     repeats = repeats or SIZES["kernel_repeats"]
     from fastdefocus.kernels._compat import import_cuda
     cuda = import_cuda()
@@ -270,6 +282,14 @@ def time_kernels(est, shape, repeats=None):
                                     b.std, b.agreement, est.flat_std, b.sigma_p, b.conf_p, b.weight_p,
                                     stream=stream)
         timed("patches", patches)
+        if pipe.fill_sigma > 0:
+            if b.fill_work is None:
+                b.fill_work = pipe.k_fill.FillWork(*geo.grid, stream=stream)
+            timed("fill", lambda: (pipe.k_fill.patch_means(b.padded, geo.grid, p, s, out=b.fill_work.guide,
+                                                           stream=stream),
+                                   pipe.k_fill.fill_flat(b.sigma_p, b.conf_p, b.fill_work.guide, pipe.fill_sigmas,
+                                                         pipe.fill_ratio, grid=geo.grid, work=b.fill_work,
+                                                         stream=stream)))
         timed("splat", lambda: splat.splat(b.sigma_p, b.weight_p, b.conf_p, geo.grid, p, s, b.cell_sigma,
                                            b.cell_weight, b.cell_conf, lift=SPLAT_LIFT,
                                            sharpness=(b.patch_sharp, b.cell_sharp), stream=stream))

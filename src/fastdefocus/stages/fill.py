@@ -94,5 +94,5 @@ def fill_flat(values: np.ndarray, weights: np.ndarray, guide: np.ndarray, stride
     if sigma <= 0 or not flat.any():
         return values.copy()
     num, den = edge_aware_mean(weights * values, weights, guide, stride, sigma)
-    filled = (num + FILL_PRIOR * values) / (den + FILL_PRIOR)
+    filled = (num + FILL_PRIOR * values.astype(np.float64)) / (den + FILL_PRIOR)
     return np.where(flat, filled, values).astype(np.float32)

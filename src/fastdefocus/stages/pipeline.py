@@ -73,7 +73,7 @@ def estimate_numpy(est, image, *, channel_order: str = "rgb"):
     conf_patch = (confidence_from_probs(probs) * texture_conf).reshape(grid)
     # flat patches (confidence 0) take the confidence-weighted value of their neighbourhood
     sigma_patch = sigma_patch.reshape(grid)
-    if est.config.fill_sigma > 0:
+    if est.config.fill_sigma > 0 and (conf_patch <= 0).any():
         sigma_patch = fill_flat(sigma_patch, conf_patch, patch_means(padded_source, grid, p, s), s,
                                 est.config.fill_sigma)
     # patches straddling a focus boundary (their windows disagree) count less in the map,
