@@ -450,23 +450,18 @@ def speed_markdown(report: dict) -> str:
                          f"{100 * r['classified_share']:.0f}% | {pf['fps']:.1f} | {pf['p50_ms']:.0f} / "
                          f"{pf['p99_ms']:.0f} | {st['fps']:.1f} | {st['p50_ms']:.0f} / {st['p99_ms']:.0f} | "
                          f"{cl['p50_ms']:.0f} | {r['ratio_per_frame']:.2f} | {r['ratio_stream']:.2f} |")
-    if report.get("coarse"):
-        lines.append("\nCoarse levels (blur past 6 px): the default estimator against `coarse_levels=0`, same run, "
-                     "best of each, interleaved:\n")
-        lines.append("| frame | stride | image | median sigma px | ms, coarse levels on | ms, off | on / off |\n"
+    on_off = (("coarse", "Coarse levels (blur past 6 px)", "coarse_levels=0", "coarse levels on",
+               lambda c: (("sharp", "sharp texture"), ("blurred", f"Gaussian {c['blur']:g} px everywhere"))),
+              ("fill", "Flat fill", "fill_sigma=0", "fill on",
+               lambda c: (("sharp", "sharp texture"), ("flat", "sharp texture, middle third flat"))))
+    for key, title, off, on_label, frames in on_off:
+        if not report.get(key):
+            continue
+        lines.append(f"\n{title}: the default estimator against `{off}`, same run, best of each, interleaved:\n")
+        lines.append(f"| frame | stride | image | median sigma px | ms, {on_label} | ms, off | on / off |\n"
                      "|---|---:|---|---:|---:|---:|---:|")
-        for c in report["coarse"]:
-            for name, label in (("sharp", "sharp texture"), ("blurred", f"Gaussian {c['blur']:g} px everywhere")):
-                m = c[name]
-                lines.append(f"| {c['size']} | {c['stride']} | {label} | {m['median_sigma']:.2f} | "
-                             f"{1000 * m['seconds_on']:.0f} | {1000 * m['seconds_off']:.0f} | {m['ratio']:.2f} |")
-    if report.get("fill"):
-        lines.append("\nFlat fill: the default estimator against `fill_sigma=0`, same run, best of each, "
-                     "interleaved:\n")
-        lines.append("| frame | stride | image | median sigma px | ms, fill on | ms, off | on / off |\n"
-                     "|---|---:|---|---:|---:|---:|---:|")
-        for c in report["fill"]:
-            for name, label in (("sharp", "sharp texture"), ("flat", "sharp texture, middle third flat")):
+        for c in report[key]:
+            for name, label in frames(c):
                 m = c[name]
                 lines.append(f"| {c['size']} | {c['stride']} | {label} | {m['median_sigma']:.2f} | "
                              f"{1000 * m['seconds_on']:.0f} | {1000 * m['seconds_off']:.0f} | {m['ratio']:.2f} |")
