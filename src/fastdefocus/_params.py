@@ -76,7 +76,7 @@ AGREEMENT_TAU = 0.2
 # to), 40 layered scenes and 40 sharp photos (F-beta max seed 0 / seed 1 / CUHK; layered
 # textured / near-boundary MAE px; sharp photos median px), NumPy pipeline with the stage swapped:
 #   no fill                                0.854 /   -   / 0.804; 0.419 / 0.618; 0.326
-#   box weights, sigma 64 px (no edges)    0.900 / 0.906 / 0.803; 0.420 / 0.618; 0.326
+#   box weights, sigma 64 px (no edges)    0.900 / 0.907 / 0.803; 0.420 / 0.618; 0.326
 #   edge-aware, sigma_r 0.05 / 0.2 (seed 1 only): 0.947 / 0.931
 #   edge-aware, sigma_r 0.1 (the default)  0.935 / 0.940 / 0.803; 0.419 / 0.618; 0.326
 # The box fill gave a flat in-focus object in front of a blurred background the background's
@@ -86,8 +86,8 @@ AGREEMENT_TAU = 0.2
 # every patch with the fill by its texture confidence (box: 0.855 / - / 0.814, layered 0.429 /
 # 0.625; edge-aware: 0.924 / - / 0.817, layered 0.423 / 0.622; with the confidence / 0.5: 0.930 /
 # - / 0.805, 0.421 / 0.619): the CUHK pairs gain where skin reads blurred, the generated set
-# and the layered scenes lose. These trials ran the NumPy pipeline with the stage swapped by a
-# one-off script (not part of the project).
+# and the layered scenes lose. Each row: ``python benchmarks/fill_ablation.py VARIANT ...``
+# (docs/experiments/flat_fill_and_edges.md has the commands and the full table).
 
 #: Range sigma (mean patch luminance, [0, 1]): a change of this much between neighbouring
 #: patches counts as one spatial sigma (``EstimatorConfig.fill_sigma``, 64 px) of extra distance.
