@@ -439,6 +439,7 @@ py::dict stage_patch_statistics(const Array& padded, int64_t ny, int64_t nx, int
     }
     py::dict d;
     d["texture"] = vector64(st.texture, ny, nx);
+    d["mean"] = vector64(st.mean, ny, nx);
     d["agreement"] = vector64(st.agreement, ny, nx);
     d["patch_sharpness"] = vector64(st.patch_sharpness, ny, nx);
     d["cell_sharpness"] = vector64(st.cell_sharpness, st.cy, st.cx);
@@ -450,12 +451,6 @@ Array64 stage_tent_sum(const Array64& values, int64_t patch, int64_t stride) {
     const int64_t k = patch / std::max<int64_t>(stride, 1);
     const auto v = fd::stages::tent_sum(values.data(), values.shape(0), values.shape(1), patch, stride);
     return vector64(v, values.shape(0) + k - 1, values.shape(1) + k - 1);
-}
-
-Array64 stage_patch_means(const Array& padded, int64_t ny, int64_t nx, int64_t patch, int64_t stride) {
-    require_2d(padded, "padded");
-    const auto v = fd::stages::patch_means(padded.data(), padded.shape(0), padded.shape(1), ny, nx, patch, stride);
-    return vector64(v, ny, nx);
 }
 
 Array stage_fill_flat(const Array& values, const Array64& weights, const Array64& guide, int64_t stride, double sigma) {
@@ -631,8 +626,6 @@ PYBIND11_MODULE(_native, m) {
     m.def("stage_patch_statistics", &stage_patch_statistics, py::arg("padded"), py::arg("ny"), py::arg("nx"),
           py::arg("patch"), py::arg("stride"), py::arg("flat_std"), py::arg("threads") = 0);
     m.def("stage_tent_sum", &stage_tent_sum, py::arg("values"), py::arg("patch"), py::arg("stride"));
-    m.def("stage_patch_means", &stage_patch_means, py::arg("padded"), py::arg("ny"), py::arg("nx"), py::arg("patch"),
-          py::arg("stride"));
     m.def("stage_fill_flat", &stage_fill_flat, py::arg("values"), py::arg("weights"), py::arg("guide"), py::arg("stride"),
           py::arg("sigma") = fd::params::kDefaultFillSigma,
           "Patch values with the patches of weight <= 0 filled from their neighbourhood (stages/fill.py).");

@@ -15,36 +15,6 @@ namespace stages {
 
 using std::int64_t;
 
-std::vector<double> patch_means(const float* padded, int64_t ph, int64_t pw, int64_t ny, int64_t nx, int64_t patch,
-                                int64_t stride) {
-    if (padded == nullptr) throw std::invalid_argument("patch_means: null image");
-    if (ny < 1 || nx < 1 || patch < 1 || stride < 1 || (ny - 1) * stride + patch > ph ||
-        (nx - 1) * stride + patch > pw)
-        throw std::invalid_argument("patch_means: the patch grid does not fit the padded image");
-    // integral image, float64, summed down the columns then along the rows as np.cumsum(axis 0, 1)
-    const int64_t tw = pw + 1;
-    std::vector<double> table(static_cast<std::size_t>((ph + 1) * tw), 0.0);
-    for (int64_t y = 0; y < ph; ++y)
-        for (int64_t x = 0; x < pw; ++x)
-            table[static_cast<std::size_t>((y + 1) * tw + x + 1)] =
-                table[static_cast<std::size_t>(y * tw + x + 1)] + static_cast<double>(padded[y * pw + x]);
-    for (int64_t y = 1; y <= ph; ++y)
-        for (int64_t x = 1; x <= pw; ++x)
-            table[static_cast<std::size_t>(y * tw + x)] += table[static_cast<std::size_t>(y * tw + x - 1)];
-    std::vector<double> out(static_cast<std::size_t>(ny * nx));
-    const double area = static_cast<double>(patch * patch);
-    for (int64_t i = 0; i < ny; ++i) {
-        const int64_t y0 = i * stride, y1 = y0 + patch;
-        for (int64_t j = 0; j < nx; ++j) {
-            const int64_t x0 = j * stride, x1 = x0 + patch;
-            const double sum = table[static_cast<std::size_t>(y1 * tw + x1)] - table[static_cast<std::size_t>(y0 * tw + x1)] -
-                               table[static_cast<std::size_t>(y1 * tw + x0)] + table[static_cast<std::size_t>(y0 * tw + x0)];
-            out[static_cast<std::size_t>(i * nx + j)] = sum / area;
-        }
-    }
-    return out;
-}
-
 std::vector<double> fill_pass_sigmas(int64_t stride, double sigma, int iterations) {
     if (stride < 1) throw std::invalid_argument("fill_pass_sigmas: stride must be >= 1, got " + std::to_string(stride));
     const double s = sigma / static_cast<double>(stride);

@@ -59,12 +59,16 @@ struct BlockTables {
                           (dyl[(by1 - 1) * (bw + 1) + bx1] - dyl[(by1 - 1) * (bw + 1) + bx0]);
         return sx + sy;
     }
-    // Population standard deviation of the luminance in the window.
+    // Mean and population standard deviation of the luminance in the window.
+    double mean(int64_t y, int64_t x, int64_t size) const {
+        const double n = static_cast<double>(size) * static_cast<double>(size);
+        return rect(kLum, y / g, x / g, (y + size) / g, (x + size) / g) / n;
+    }
     double std(int64_t y, int64_t x, int64_t size) const {
         const int64_t by0 = y / g, bx0 = x / g, by1 = (y + size) / g, bx1 = (x + size) / g;
         const double n = static_cast<double>(size) * static_cast<double>(size);
-        const double mean = rect(kLum, by0, bx0, by1, bx1) / n;
-        return std::sqrt(std::max(rect(kLum2, by0, bx0, by1, bx1) / n - mean * mean, 0.0));
+        const double m = mean(y, x, size);
+        return std::sqrt(std::max(rect(kLum2, by0, bx0, by1, bx1) / n - m * m, 0.0));
     }
 };
 
@@ -216,6 +220,7 @@ PatchStatistics patch_statistics(const float* padded, int64_t ph, int64_t pw, in
 
     const std::size_t n = static_cast<std::size_t>(ny * nx);
     st.texture.resize(n);
+    st.mean.resize(n);
     st.agreement.resize(n);
     st.patch_sharpness.resize(n);
     st.cell_sharpness.resize(static_cast<std::size_t>(st.cy * st.cx));
@@ -227,6 +232,7 @@ PatchStatistics patch_statistics(const float* padded, int64_t ph, int64_t pw, in
                 const int64_t y = i * stride, x = j * stride;
                 const std::size_t at = static_cast<std::size_t>(i * nx + j);
                 st.texture[at] = bt.std(y, x, patch);
+                st.mean[at] = bt.mean(y, x, patch);
                 st.patch_sharpness[at] =
                     std::log((bt.energy(true, y, x, patch) + floor) / (bt.energy(false, y, x, patch) + floor));
                 if (half < 2) {  // no differences inside a window: nothing to compare

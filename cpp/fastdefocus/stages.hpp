@@ -63,6 +63,7 @@ struct PatchStatistics {
     std::int64_t ny = 0, nx = 0;          // the patch grid
     std::int64_t cy = 0, cx = 0;          // the cell grid: ny + k - 1, nx + k - 1
     std::vector<double> texture;          // ny * nx: luminance std of the patch
+    std::vector<double> mean;             // ny * nx: its mean luminance (the flat fill's guide)
     std::vector<double> agreement;        // ny * nx: in (0, 1]
     std::vector<double> patch_sharpness;  // ny * nx: log sharpness of the patch
     std::vector<double> cell_sharpness;   // cy * cx: log sharpness of each stride x stride cell
@@ -145,17 +146,12 @@ void merge_coarse(float* sigma, float* confidence, std::int64_t row_stride, std:
 
 // ---------------------------------------------------------------- flat fill (stages/fill.py)
 
-// Mean luminance of each patch of the (ny, nx) grid of a padded image (ph x pw), from a
-// double integral image (fill.py patch_means).
-std::vector<double> patch_means(const float* padded, std::int64_t ph, std::int64_t pw, std::int64_t ny,
-                                std::int64_t nx, std::int64_t patch, std::int64_t stride);
-
 // Spatial sigma (patches) of each iteration of the fill's domain transform (fill.py pass_sigmas).
 std::vector<double> fill_pass_sigmas(std::int64_t stride, double sigma, int iterations = params::kFillIterations);
 
 // Patch values (ny x nx) with every patch of weight <= 0 replaced by the weight-weighted,
 // edge-aware mean of the values around it: a normalised domain-transform recursive filter
-// (guide: the patch means; per iteration rows then columns, each a causal then an anti-causal
+// (guide: the patch means, PatchStatistics::mean; per iteration rows then columns, each a causal then an anti-causal
 // pass; spatial sigma `sigma` px, 0: a copy), its own value a prior of weight kFillPrior
 // (fill.py fill_flat).  Writes out (may be values).  Weights must be finite and >= 0, the guide
 // finite.

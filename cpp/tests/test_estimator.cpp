@@ -379,9 +379,10 @@ static void test_fill() {
     EXPECT_THROW(std::invalid_argument, fd::stages::fill_flat(v.data(), wt.data(), step.data(), ny, nx, 32, 64.0, out.data()),
                  "finite and >= 0");
     const std::vector<float> img(40 * 48, 0.25f);
-    const std::vector<double> means = fd::stages::patch_means(img.data(), 40, 48, 2, 3, 32, 8);
+    const std::vector<double> means = fd::stages::patch_statistics(img.data(), 40, 48, 2, 3, 32, 8, 0.02).mean;
     CHECK(means.size() == 6 && std::abs(means[5] - 0.25) < 1e-12);
-    EXPECT_THROW(std::invalid_argument, fd::stages::patch_means(img.data(), 40, 48, 3, 3, 32, 8), "does not fit");
+    EXPECT_THROW(std::invalid_argument, fd::stages::patch_statistics(img.data(), 40, 48, 3, 3, 32, 8, 0.02),
+                 "padded image must be");
 }
 
 static void test_splat() {

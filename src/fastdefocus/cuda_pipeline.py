@@ -136,7 +136,6 @@ class GpuPipeline:
         self.patch_size, self.flat_std, self.sigma_max = info.patch_size, info.flat_std, info.sigma_max
         #: the flat fill's domain transform at this stride: the spatial sigma (patches) of each
         #: iteration and the extra distance per unit of patch-mean step (stages.fill.edge_aware_mean)
-        self.fill_sigma = config.fill_sigma  # 0: no fill
         self.fill_sigmas = pass_sigmas(config.stride, config.fill_sigma)
         self.fill_ratio = fill_ratio(config.stride, config.fill_sigma)
         self.result_sigma_max = sigma_range(info.sigma_max, config.coarse_levels)
@@ -291,7 +290,7 @@ class GpuPipeline:
         # flat patches (confidence 0: the classifier's x the texture's, before the agreement)
         # take the confidence-weighted, edge-aware sigma of their neighbourhood, guided by the
         # patches' mean luminance (stages.pipeline.estimate_numpy)
-        if self.fill_sigma > 0:
+        if self.cfg.fill_sigma > 0:  # 0: no fill
             if b.fill_work is None:
                 b.fill_work = self.k_fill.FillWork(*geo.grid, stream=stream)
             self.k_fill.patch_means(b.padded, geo.grid, p, s, out=b.fill_work.guide, stream=stream)

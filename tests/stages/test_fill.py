@@ -94,14 +94,14 @@ def test_native_fill_matches_the_reference():
                 np.testing.assert_allclose(_native.stage_fill_flat(values, w, guide, stride, SIGMA),
                                            fill_flat(values, w, guide, stride, SIGMA), rtol=1e-6, atol=1e-6)
     img = rng.random((72, 104)).astype(np.float32)
-    np.testing.assert_allclose(_native.stage_patch_means(img, 6, 10, 32, 8), patch_means(img, (6, 10), 32, 8),
-                               rtol=1e-12)
+    np.testing.assert_allclose(_native.stage_patch_statistics(img, 6, 10, 32, 8, 0.02)["mean"],
+                               patch_means(img, (6, 10), 32, 8), rtol=1e-12)
     with pytest.raises(ValueError, match="weights must have the shape"):
         _native.stage_fill_flat(np.zeros((3, 3), np.float32), np.zeros((3, 4)), np.zeros((3, 3)), 8)
     with pytest.raises(ValueError, match="finite and >= 0"):
         _native.stage_fill_flat(np.zeros((3, 3), np.float32), np.full((3, 3), -1.0), np.zeros((3, 3)), 8)
-    with pytest.raises(ValueError, match="does not fit"):
-        _native.stage_patch_means(img, 7, 10, 32, 8)
+    with pytest.raises(ValueError, match="padded image must be"):
+        _native.stage_patch_statistics(img, 7, 10, 32, 8, 0.02)
 
 
 def square_scene(seed: int, size: int, blur: float = 0.0):

@@ -282,7 +282,7 @@ def time_kernels(est, shape, repeats=None):
                                     b.std, b.agreement, est.flat_std, b.sigma_p, b.conf_p, b.weight_p,
                                     stream=stream)
         timed("patches", patches)
-        if pipe.fill_sigma > 0:
+        if pipe.cfg.fill_sigma > 0:
             if b.fill_work is None:
                 b.fill_work = pipe.k_fill.FillWork(*geo.grid, stream=stream)
             timed("fill", lambda: (pipe.k_fill.patch_means(b.padded, geo.grid, p, s, out=b.fill_work.guide,

@@ -24,19 +24,16 @@ import math
 import numpy as np
 
 from fastdefocus._params import FILL_ITERATIONS, FILL_PRIOR, FILL_SIGMA_R
+from fastdefocus.stages.splat import _integral, _window_sums
 
 
 def patch_means(padded: np.ndarray, grid, patch: int, stride: int) -> np.ndarray:
     """Mean luminance (float64 (ny, nx)) of each patch of the grid of a padded image (patch
-    (i, j) covers rows i * stride .. i * stride + patch - 1), from a float64 integral image."""
+    (i, j) covers rows i * stride .. i * stride + patch - 1), from a float64 integral image
+    (the window sums of :func:`fastdefocus.stages.splat.patch_statistics`; C++:
+    ``PatchStatistics::mean``)."""
     ny, nx = grid
-    table = np.zeros((padded.shape[0] + 1, padded.shape[1] + 1))
-    table[1:, 1:] = np.cumsum(np.cumsum(np.asarray(padded, np.float64), axis=0), axis=1)
-    ys = np.arange(ny) * stride
-    xs = np.arange(nx) * stride
-    sums = (table[np.ix_(ys + patch, xs + patch)] - table[np.ix_(ys, xs + patch)]
-            - table[np.ix_(ys + patch, xs)] + table[np.ix_(ys, xs)])
-    return sums / float(patch * patch)
+    return _window_sums(_integral(padded), np.arange(ny) * stride, np.arange(nx) * stride, patch) / float(patch * patch)
 
 
 def pass_sigmas(stride: int, sigma: float, iterations: int = FILL_ITERATIONS):
