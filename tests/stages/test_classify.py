@@ -1,4 +1,5 @@
 """The shipped classifier: architecture, files, checksum, accuracy on generated patches."""
+import dataclasses
 import json
 import shutil
 
@@ -7,7 +8,7 @@ import pytest
 
 from fastdefocus.blur import gaussian_blur, level_bins
 from fastdefocus.backends.cpu import PatchClassifier
-from fastdefocus.stages.classify import (ModelFileError, apply_calibration, confidence_from_probs,
+from fastdefocus.stages.classify import (MODEL_DIRS, ModelFileError, apply_calibration, confidence_from_probs,
                                   expected_sigma_raw, load_model_info)
 from fastdefocus.stages.filters import extract_patches
 from fastdefocus.scenes import dead_leaves
@@ -102,10 +103,12 @@ def test_accuracy_on_generated_patches():
     assert conf.min() >= 0 and conf.max() <= 1
 
 
-# measured with the shipped weights on this set (236 patches): within one level 1.000,
-# MAE 0.136 px; the floors leave a margin for other BLAS/ONNX Runtime builds
+# measured with the shipped weights on this set (236 patches): within one level 1.000, MAE 0.200 px
+# (0.164 px under the ideal-lens fit alone: the camera-model calibration reads these clean ideal-lens
+# patches about 0.15 px low below 0.8 px, where real photos' own softness is); the floors leave a
+# margin for other BLAS/ONNX Runtime builds
 WITHIN_ONE_FLOOR = 0.95
-MAE_CEILING = 0.2
+MAE_CEILING = 0.25
 
 
 def test_metadata_records_heldout_metrics():
@@ -140,8 +143,9 @@ def _camera_patches(info, sigma, cfg, seeds=range(4), size=128):
     return np.concatenate(values)
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped model reads these 0.45 px (target < 0.3); a model fine-tuned "
-                   "on the camera generator read them lower but lost on every other measure (docs/MODEL.md)")
+@pytest.mark.xfail(strict=True, reason="the shipped model reads these 0.37 px (target < 0.3; 0.45 px before the "
+                   "camera-model calibration); a model fine-tuned on the camera generator read them lower but lost "
+                   "on every other measure (docs/experiments/camera_model.md)")
 def test_sharp_noisy_jpeg_patches_read_sharp():
     """A phone-like sharp patch (Bayer demosaicing, high-ISO photon noise, JPEG 75) is sharp."""
     from fastdefocus.train.camera import CameraConfig
@@ -163,3 +167,47 @@ def test_blurred_then_sharpened_patches_read_their_blur():
 
 #: median calibrated sigma of sharp noisy JPEG patches must stay below this (issue: < 0.3 px)
 SHARP_NOISY_CEILING = 0.3
+
+
+def _ideal_fit(info):
+    """The model with its training generator's calibration alone (before the camera-model envelope)."""
+    return dataclasses.replace(info, calibration=np.asarray(info.metadata["calibration"]["ideal_knots"]))
+
+
+#: a clean camera: full camera pipeline (mosaic, mild photon noise, demosaicing), JPEG 90, no sharpening
+CLEAN_CAMERA = dict(camera_prob=1.0, full_well=(3000.0, 3001.0), read_noise=(0.001, 0.0011), exposure=(0.7, 0.71),
+                    sharpen_prob=0.0, jpeg_prob=1.0, jpeg_quality=(90, 90), downscale_prob=0.0)
+
+
+def test_shipped_calibration_is_the_envelope_of_its_two_fits():
+    from fastdefocus.train.recalibrate import lower_envelope
+    for info in (load_model_info(), load_model_info(MODEL_DIRS["fast"])):
+        cal = info.metadata["calibration"]
+        knots = np.asarray(cal["knots"])
+        assert np.all(np.diff(knots[:, 0]) > 0) and np.all(np.diff(knots[:, 1]) > 0)
+        ideal, camera = np.asarray(cal["ideal_knots"]), np.asarray(cal["camera_knots"])
+        assert np.allclose(knots, lower_envelope(ideal, camera))
+        x = np.linspace(0.0, 7.0, 701)
+        env = apply_calibration(x, knots)
+        assert np.all(env <= np.minimum(apply_calibration(x, ideal), apply_calibration(x, camera)) + 1e-5)
+        # the camera fit is the lower one at the sharp end; from 1.5 px on the envelope is the ideal fit
+        # but for a few hundredths of a px at the top of the range
+        assert apply_calibration(0.3, knots) < apply_calibration(0.3, ideal) - 0.1
+        mid = (x > 1.5) & (x < 5.5)
+        assert np.allclose(apply_calibration(x[mid], knots), apply_calibration(x[mid], ideal), atol=1e-5)
+        assert np.abs(env - apply_calibration(x, ideal))[x >= 5.5].max() < 0.05
+
+
+def test_camera_calibration_reads_sharp_camera_patches_lower():
+    """Sharp patches through a clean camera read lower than under the ideal-lens fit (measured 0.36
+    against 0.44 px), 0.5 px reads about 0.5 px (0.49; 0.61 before), and 2 px is unchanged."""
+    from fastdefocus.train.camera import CameraConfig
+    info = load_model_info()
+    cfg = CameraConfig(**CLEAN_CAMERA)
+    sharp, sharp_before = (np.median(_camera_patches(i, 0.0, cfg)) for i in (info, _ideal_fit(info)))
+    assert sharp < sharp_before - 0.05, (sharp, sharp_before)
+    assert sharp < 0.42, sharp
+    half = np.median(_camera_patches(info, 0.5, cfg))
+    assert 0.35 < half < 0.6, half
+    two, two_before = (np.median(_camera_patches(i, 2.0, cfg)) for i in (info, _ideal_fit(info)))
+    assert two == two_before

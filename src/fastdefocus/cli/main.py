@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -28,7 +29,15 @@ def _cmd_train(args) -> int:
                       seed=args.seed, threads=args.threads, init=args.init or "")
     train(cache, Path(args.run), cfg, log=log)
     if args.export:
-        finalize(cache, Path(args.run), Path(args.export), Path(args.docs) if args.docs else None, log=log)
+        docs = Path(args.docs) if args.docs else None
+        finalize(cache, Path(args.run), Path(args.export), docs, log=log)
+        if args.calibration == "camera":
+            from fastdefocus.train.recalibrate import DEFAULT_CACHE, comparison_markdown, recalibrate, rewrite_card
+            report = recalibrate(Path(args.export), DEFAULT_CACHE, None if args.camera else cache, seed=args.seed,
+                                 workers=args.workers, log=log)
+            log(comparison_markdown(report))
+            if docs is not None:
+                rewrite_card(docs / "MODEL.md", json.loads((Path(args.export) / "blur_classifier.json").read_text()))
     return 0
 
 
@@ -397,6 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=train_defaults.threads, help="torch CPU threads (0: all cores)")
     p.add_argument("--init", default=None, help="fine-tune from these .safetensors weights instead of a "
                                                 "random initialisation")
+    p.add_argument("--calibration", choices=["camera", "ideal"], default="camera",
+                   help="calibration of the exported model: camera (the default, as shipped: the lower envelope of "
+                        "the fits on the training generator and on the camera model, python -m "
+                        "fastdefocus.train.recalibrate) or ideal (the training generator's fit alone)")
     p.add_argument("--camera", action="store_true",
                    help="generate with the camera degradation model (fastdefocus.train.camera: lens PSF shapes, "
                         "Bayer demosaicing, photon noise, sharpening, JPEG) instead of the ideal lens; use a "

@@ -225,12 +225,12 @@ def make_patch(source, level: int, cfg: GeneratorConfig, bins: np.ndarray,
 
 def _generate_shard(args) -> dict:
     (out_dir, split, shard, start, count, seed, photo_paths, n_leaves, keep_flat, camera) = args
-    cfg = GeneratorConfig(camera=CameraConfig() if camera else None)
+    cfg = GeneratorConfig(camera=camera)
     levels = np.asarray(cfg.levels)
     bins = level_bins(levels)
     rng = np.random.default_rng([seed, shard, 0 if split == "train" else 1])
     leaves_rng = np.random.default_rng([seed, 7, 0 if split == "train" else 1, shard])
-    if camera:
+    if camera is not None:
         photos = [(load_source(Path(p)), load_source(Path(p), SOURCE_DOWNSCALE // 2)) for p in photo_paths]
         leaves = [(dead_leaves(leaves_rng, colour=True, supersample=LEAVES_SUPERSAMPLE), None)
                   for _ in range(n_leaves)]
@@ -265,25 +265,31 @@ META_DTYPE = np.dtype([("level", "u1"), ("sigma", "f4"), ("kind", "u1"), ("textu
 
 
 def generate_dataset(out_dir: Path, n_train: int = 600_000, n_val: int = 30_000, seed: int = 0,
-                     val_fraction: float = 0.12, workers: int = 2, log=print, camera: bool = False) -> dict:
+                     val_fraction: float = 0.12, workers: int = 2, log=print,
+                     camera: bool | CameraConfig = False) -> dict:
     """Generate the train and validation patch sets (uint8 memmaps) into ``out_dir``, with the
-    ideal-lens generator or, with ``camera``, the camera model (:class:`GeneratorConfig`).
+    ideal-lens generator or, with ``camera`` (True: the default :class:`CameraConfig`, or a
+    config of its own), the camera model (:class:`GeneratorConfig`).
 
     The validation set is cut by source: its photos and dead-leaves images never
-    appear in training. Flat patches are kept out of training and kept (marked) in
-    validation, so that they are measured separately.
+    appear in training, and the same seed gives the same validation sources whatever
+    the generator. Flat patches are kept out of training and kept (marked) in
+    validation, so that they are measured separately. ``n_train`` may be 0 (a
+    validation set alone, as the calibration set of :mod:`fastdefocus.train.recalibrate`).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    camera_cfg = CameraConfig() if camera is True else (camera or None)
+    camera_summary = json.loads(json.dumps(dataclasses.asdict(camera_cfg))) if camera_cfg is not None else None
     summary_path = out_dir / "summary.json"
     if summary_path.exists():
         summary = json.loads(summary_path.read_text())
         if (summary.get("n_train") == n_train and summary.get("n_val") == n_val and summary.get("seed") == seed
-                and bool(summary.get("camera")) == camera):
+                and summary.get("camera") == camera_summary):
             log(f"using cached patches in {out_dir}")
             return summary
     root = data_root()
-    cfg = GeneratorConfig(camera=CameraConfig() if camera else None)
+    cfg = GeneratorConfig(camera=camera_cfg)
     largest = largest_crop(cfg.levels)
     photos, too_small = [], []
     for p in photo_sources(root):  # every photo must hold the crop of the largest sigma
@@ -313,7 +319,7 @@ def generate_dataset(out_dir: Path, n_train: int = 600_000, n_val: int = 30_000,
             count = min(per, n - start)
             if count > 0:
                 jobs.append((out_dir, split, s, start, count, seed, paths, n_leaves // n_shards + 1, keep_flat,
-                             camera))
+                             camera_cfg))
     with get_context("spawn").Pool(workers) as pool:
         for res in pool.imap_unordered(_generate_shard, jobs):
             log(f"shard done: {res} ({time.time() - t0:.0f} s)")
@@ -322,10 +328,10 @@ def generate_dataset(out_dir: Path, n_train: int = 600_000, n_val: int = 30_000,
         "levels": list(cfg.levels), "flat_std": FLAT_STD,
         "train_photos": len(train_photos), "val_photos": len(val_photos),
         "val_photo_names": [Path(p).name for p in val_photos],
-        "kinds": dict(zip(cfg.kind_names, cfg.camera.psf_probs if camera else cfg.kind_probs)),
-        "camera": dataclasses.asdict(cfg.camera) if camera else None, "contrast": list(cfg.contrast),
+        "kinds": dict(zip(cfg.kind_names, camera_cfg.psf_probs if camera_cfg else cfg.kind_probs)),
+        "camera": camera_summary, "contrast": list(cfg.contrast),
         "dead_leaves_prob": cfg.dead_leaves_prob,
-        **({} if camera else {"noise_stds": list(cfg.noise_stds), "jpeg_prob": cfg.jpeg_prob}),
+        **({} if camera_cfg else {"noise_stds": list(cfg.noise_stds), "jpeg_prob": cfg.jpeg_prob}),
         "source_downscale": SOURCE_DOWNSCALE, "leaves_supersample": LEAVES_SUPERSAMPLE,
         "seconds": round(time.time() - t0, 1),
     }
@@ -581,6 +587,28 @@ def level_table(levels, level, sigma, raw, calibrated, pred) -> list[dict]:
     return rows
 
 
+def heldout_metrics(levels, meta: np.ndarray, probs: np.ndarray, knots: np.ndarray, kind_names) -> dict:
+    """Per-level tables of a validation set's held-out half (odd source ids) under the calibration
+    ``knots``: ``textured`` and ``flat`` (:func:`level_table`) and ``per_kernel_textured`` (the
+    "all" row of each blur kernel / PSF shape)."""
+    from fastdefocus.stages.classify import apply_calibration
+
+    raw = expected_sigma_raw(probs, levels)
+    calibrated = apply_calibration(raw, knots)
+    pred = probs.argmax(1)
+    held = meta["source"] % 2 == 1
+
+    def table(sel):
+        return level_table(levels, meta["level"][sel].astype(int), meta["sigma"][sel], raw[sel], calibrated[sel],
+                           pred[sel])
+
+    out = {"textured": table(held & ~meta["flat"]), "flat": table(held & meta["flat"])}
+    out["per_kernel_textured"] = {name: table(held & ~meta["flat"] & (meta["kind"] == k))[-1]
+                                  for k, name in enumerate(kind_names)
+                                  if (held & ~meta["flat"] & (meta["kind"] == k)).any()}
+    return out
+
+
 def confusion_picture(level: np.ndarray, pred: np.ndarray, n: int, path: Path, title: str) -> None:
     """Row-normalised confusion matrix as a PNG (true level down, predicted across)."""
     cm = np.zeros((n, n))
@@ -605,7 +633,7 @@ def finalize(cache_dir: Path, run_dir: Path, weights_dir: Path, docs_dir: Path |
     import torch
     from safetensors.torch import save_file
 
-    from fastdefocus.stages.classify import METADATA_NAME, apply_calibration, sha256_file
+    from fastdefocus.stages.classify import METADATA_NAME, sha256_file
     from fastdefocus.backends.mobilenetv2 import MobileNetV2
 
     cache_dir, run_dir, weights_dir = Path(cache_dir), Path(run_dir), Path(weights_dir)
@@ -623,18 +651,8 @@ def finalize(cache_dir: Path, run_dir: Path, weights_dir: Path, docs_dir: Path |
     pred = probs.argmax(1)
     fit = (meta["source"] % 2 == 0) & ~meta["flat"]
     knots = fit_calibration(raw[fit], meta["sigma"][fit], levels)
-    calibrated = apply_calibration(raw, knots)
     held = meta["source"] % 2 == 1
-    tables = {}
-    for name, sel in (("textured", held & ~meta["flat"]), ("flat", held & meta["flat"])):
-        tables[name] = level_table(levels, meta["level"][sel].astype(int), meta["sigma"][sel], raw[sel],
-                                   calibrated[sel], pred[sel])
-    per_kind = {}
-    for kind, kname in enumerate(summary.get("kinds", {}) or IDEAL_KINDS):
-        sel = held & ~meta["flat"] & (meta["kind"] == kind)
-        if sel.any():
-            per_kind[kname] = level_table(levels, meta["level"][sel].astype(int), meta["sigma"][sel], raw[sel],
-                                          calibrated[sel], pred[sel])[-1]
+    tables = heldout_metrics(levels, meta, probs, knots, summary.get("kinds", {}) or IDEAL_KINDS)
     weights_dir.mkdir(parents=True, exist_ok=True)
     st_path = weights_dir / "blur_classifier.safetensors"
     onnx_path = weights_dir / "blur_classifier.onnx"
@@ -657,7 +675,7 @@ def finalize(cache_dir: Path, run_dir: Path, weights_dir: Path, docs_dir: Path |
         "training": {"config": tcfg, "epochs": len(history),
                      "seconds": round(sum(h["seconds"] for h in history), 1), "history": history},
         "metrics_heldout": {"measured_on": "validation sources with odd id (never in training or calibration)",
-                            **tables, "per_kernel_textured": per_kind},
+                            **tables},
         "onnx_max_abs_prob_diff": onnx_diff,
         "files": {"onnx": {"name": onnx_path.name, "sha256": sha256_file(onnx_path)},
                   "safetensors": {"name": st_path.name, "sha256": sha256_file(st_path)}},
@@ -755,12 +773,70 @@ def _blur_and_camera_text(d: dict) -> str:
   area-downscaled by 2 at the end (a photo the user downscaled).""")
 
 
-def model_card(meta: dict) -> str:
-    d, t, m = meta["data"], meta["training"], meta["metrics_heldout"]
+def _kernel_rows(m: dict) -> str:
+    return "\n".join(f"| {k} | {v['n']} | {v['top1']:.3f} | {v['within1']:.3f} | {v['mae']:.3f} | {v['bias']:+.3f} |"
+                     for k, v in m["per_kernel_textured"].items())
+
+
+def _calibration_text(meta: dict) -> str:
+    c = meta["calibration"]
+    gen = c.get("generator")
+    if not gen:
+        return (f"The calibration ({c['kind']}) was fitted on the other half of the validation sources "
+                "(even id) of the training generator.")
+    cam = gen["camera"]
+    return (f"""The calibration ({c['kind']}) was fitted on the camera model, not on the training generator
+(`python -m fastdefocus.train.recalibrate`): {c['fitted_on']}, with a Gaussian lens
+and the camera model's defaults (full camera with probability {cam['camera_prob']}: Bayer mosaic,
+Poisson-Gaussian noise, demosaicing, tone curve, sharpening with probability {cam['sharpen_prob']}; JPEG with
+probability {cam['jpeg_prob']}; downscaled by 2 with probability {cam['downscale_prob']}). The training
+generator's sharp patches are an ideal lens on clean pixels; fitted on those, the calibration read sharp
+photos at about 0.33 px.""")
+
+
+def heldout_card(meta: dict) -> str:
+    """The model card's held-out section (from its heading to the end of the card)."""
+    m = meta["metrics_heldout"]
     tex_all = m["textured"][-1]
     flat_all = m["flat"][-1] if m["flat"] else None
-    kinds = "\n".join(f"| {k} | {v['n']} | {v['top1']:.3f} | {v['within1']:.3f} | {v['mae']:.3f} | {v['bias']:+.3f} |"
-                      for k, v in m["per_kernel_textured"].items())
+    text = f"""## Held-out results
+{m['measured_on']}. {_calibration_text(meta)}
+
+Textured patches: top-1 {tex_all['top1']:.3f}, within one level {tex_all['within1']:.3f},
+MAE of calibrated sigma {tex_all['mae']:.3f} px (raw expected sigma: {tex_all['mae_raw']:.3f} px).
+
+{_fmt_table(m['textured'])}
+
+Flat patches (not gated; they carry little blur information and get low confidence):
+{'' if flat_all is None else f"top-1 {flat_all['top1']:.3f}, within one {flat_all['within1']:.3f}, MAE {flat_all['mae']:.3f} px over {flat_all['n']} patches."}
+
+{_fmt_table(m['flat']) if m['flat'] else ''}
+
+By blur kernel (textured, held out):
+
+| kernel | n | top-1 | within 1 | MAE px | bias px |
+|---|---|---|---|---|---|
+{_kernel_rows(m)}
+
+Confusion matrix (held-out textured patches, row-normalised): ![confusion](confusion.png)
+"""
+    cam = meta.get("metrics_heldout_camera")
+    if cam:
+        text += f"""
+Camera-model patches ({cam['measured_on']}; the calibration set's other half): within one level
+{cam['textured'][-1]['within1']:.3f}, MAE {cam['textured'][-1]['mae']:.3f} px.
+
+{_fmt_table(cam['textured'])}
+"""
+    if "onnx_max_abs_prob_diff" in meta:
+        text += f"""
+ONNX export: largest absolute difference of probabilities against torch {meta['onnx_max_abs_prob_diff']:.1e}.
+"""
+    return text
+
+
+def model_card(meta: dict) -> str:
+    d, t = meta["data"], meta["training"]
     levels = ", ".join(f"{s:.3f}" for s in meta["levels"])
     return f"""# Model card: fastdefocus blur-level classifier
 
@@ -801,27 +877,4 @@ the 2-core CPU development machine (AMD EPYC, 2 cores, no GPU). Loss: cross-entr
 {t['config']['position_weight']} x the absolute error of the expected level position, so a neighbour level costs
 little and a far one a lot.
 
-## Held-out results
-{m['measured_on']}. The calibration ({meta['calibration']['kind']}) was fitted on the other half of the
-validation sources.
-
-Textured patches: top-1 {tex_all['top1']:.3f}, within one level {tex_all['within1']:.3f},
-MAE of calibrated sigma {tex_all['mae']:.3f} px (raw expected sigma: {tex_all['mae_raw']:.3f} px).
-
-{_fmt_table(m['textured'])}
-
-Flat patches (not gated; they carry little blur information and get low confidence):
-{'' if flat_all is None else f"top-1 {flat_all['top1']:.3f}, within one {flat_all['within1']:.3f}, MAE {flat_all['mae']:.3f} px over {flat_all['n']} patches."}
-
-{_fmt_table(m['flat']) if m['flat'] else ''}
-
-By blur kernel (textured, held out):
-
-| kernel | n | top-1 | within 1 | MAE px | bias px |
-|---|---|---|---|---|---|
-{kinds}
-
-Confusion matrix (held-out textured patches, row-normalised): ![confusion](confusion.png)
-
-ONNX export: largest absolute difference of probabilities against torch {meta['onnx_max_abs_prob_diff']:.1e}.
-"""
+{heldout_card(meta)}"""
