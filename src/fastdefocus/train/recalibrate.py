@@ -44,7 +44,7 @@ from fastdefocus.train.camera import PSF_NAMES, CameraConfig
 CALIBRATION_CAMERA = CameraConfig(psf_probs=tuple(1.0 if n == "gaussian" else 0.0 for n in PSF_NAMES))
 #: Where the calibration set is cached by default (outside the repository).
 DEFAULT_CACHE = Path.home() / ".cache" / "fastdefocus" / "calibration_camera_gaussian"
-CALIBRATION_KIND = "quantile mapping of the raw expected sigma onto sigma, piecewise linear"
+CALIBRATION_KIND = "lower envelope of two quantile mappings of the raw expected sigma onto sigma, piecewise linear"
 #: Model-card heading of the held-out section that ``--docs`` rewrites (to the end of the card).
 HELDOUT_HEADING = "## Held-out results"
 
@@ -64,12 +64,12 @@ def lower_envelope(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.stack([xs, np.minimum(apply_calibration(xs, a), apply_calibration(xs, b))], axis=1)
 
 
-def calibration_set(cache: Path, n: int = 30_000, seed: int = 0, workers: int = 2, log=print) -> dict:
+def calibration_set(cache: Path, n: int = 30_000, seed: int = 0, workers: int = 2, log=print,
+                    camera: CameraConfig = CALIBRATION_CAMERA) -> dict:
     """Generate (or reuse) the camera-model calibration set in ``cache``; returns its summary."""
     from fastdefocus.train.training import generate_dataset
 
-    return generate_dataset(Path(cache), n_train=0, n_val=n, seed=seed, workers=workers, log=log,
-                            camera=CALIBRATION_CAMERA)
+    return generate_dataset(Path(cache), n_train=0, n_val=n, seed=seed, workers=workers, log=log, camera=camera)
 
 
 def validation_probabilities(info, cache: Path, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
@@ -97,16 +97,18 @@ def _kind_names(summary: dict) -> tuple:
 
 
 def recalibrate(weights: Path, cache: Path = DEFAULT_CACHE, ideal_cache: Path | None = None, n: int = 30_000,
-                seed: int = 0, workers: int = 2, write: bool = True, log=print) -> dict:
-    """Fit the calibration of the model in ``weights`` on the camera-model calibration set and
-    measure both calibrations on its held-out half (and on ``ideal_cache``'s). Returns
+                seed: int = 0, workers: int = 2, write: bool = True, log=print,
+                camera: CameraConfig = CALIBRATION_CAMERA) -> dict:
+    """Fit the calibration of the model in ``weights`` on the camera-model calibration set
+    (``camera``: :data:`CALIBRATION_CAMERA`, other configs for ablations) and measure the
+    calibrations on its held-out half (and on ``ideal_cache``'s). Returns
     ``{"knots", "calibration", "sets": {name: {"before" | "camera_fit" | "after": tables}}}``."""
     from fastdefocus.stages.classify import METADATA_NAME, expected_sigma_raw, load_model_info
     from fastdefocus.train.training import fit_calibration, heldout_metrics
 
     weights = Path(weights)
     info = load_model_info(weights)
-    summary = calibration_set(cache, n, seed, workers, log)
+    summary = calibration_set(cache, n, seed, workers, log, camera)
     meta, probs = validation_probabilities(info, cache)
     fit = (meta["source"] % 2 == 0) & ~meta["flat"]
     camera_knots = fit_calibration(expected_sigma_raw(probs, info.levels)[fit], meta["sigma"][fit], info.levels)
@@ -127,8 +129,8 @@ def recalibrate(weights: Path, cache: Path = DEFAULT_CACHE, ideal_cache: Path | 
               for name, (m, p, kinds) in sets.items()}
     calibration = {
         "kind": CALIBRATION_KIND,
-        "fitted_on": (f"camera-model validation patches (fastdefocus.train.recalibrate: "
-                      f"{int(fit.sum())} textured patches of the even-id sources of {n} generated with seed {seed})"),
+        "fitted_on": (f"{int(fit.sum())} textured patches of the even-id sources of {n} camera-model validation "
+                      f"patches (seed {seed})"),
         "generator": {"camera": summary["camera"], "kinds": summary["kinds"], "n_val": summary["n_val"],
                       "seed": summary["seed"], "val_photos": summary["val_photos"]},
         "rule": "lower envelope of the training generator's and the camera model's quantile mappings",

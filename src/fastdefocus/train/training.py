@@ -785,13 +785,14 @@ def _calibration_text(meta: dict) -> str:
         return (f"The calibration ({c['kind']}) was fitted on the other half of the validation sources "
                 "(even id) of the training generator.")
     cam = gen["camera"]
-    return (f"""The calibration ({c['kind']}) was fitted on the camera model, not on the training generator
-(`python -m fastdefocus.train.recalibrate`): {c['fitted_on']}, with a Gaussian lens
-and the camera model's defaults (full camera with probability {cam['camera_prob']}: Bayer mosaic,
-Poisson-Gaussian noise, demosaicing, tone curve, sharpening with probability {cam['sharpen_prob']}; JPEG with
-probability {cam['jpeg_prob']}; downscaled by 2 with probability {cam['downscale_prob']}). The training
-generator's sharp patches are an ideal lens on clean pixels; fitted on those, the calibration read sharp
-photos at about 0.33 px.""")
+    return (f"""The calibration (a piecewise-linear map of the raw expected sigma onto sigma) is the lower
+envelope of two quantile mappings (`python -m fastdefocus.train.recalibrate`): one fitted on the other
+half of these validation sources (even id), one on {c['fitted_on']}: a Gaussian lens and the camera
+model's defaults (full camera with probability {cam['camera_prob']}: Bayer mosaic, Poisson-Gaussian noise, demosaicing,
+tone curve, sharpening with probability {cam['sharpen_prob']}; JPEG with probability {cam['jpeg_prob']};
+downscaled by 2 with probability {cam['downscale_prob']}). The camera fit is the lower one below about
+1 px, where a real photo's own softness is read as blur by a fit on ideal-lens patches alone (it read
+sharp photos at about 0.33 px); so these clean ideal-lens patches read low there.""")
 
 
 def heldout_card(meta: dict) -> str:
