@@ -1,4 +1,6 @@
 """The training data generator: deterministic, labels match the blur applied."""
+import json
+
 import numpy as np
 import pytest
 
@@ -175,7 +177,9 @@ def test_camera_dataset_and_its_model_card_lines(tmp_path, monkeypatch):
     monkeypatch.setenv("FASTDEFOCUS_DATA", str(tmp_path / "data"))
     summary = generate_dataset(tmp_path / "cache", n_train=48, n_val=32, seed=2, workers=1, log=lambda m: None,
                                camera=True)
-    assert summary["camera"] == dataclasses.asdict(CameraConfig())
+    # as the cache's summary.json holds it (lists), so a cache made with another config is not reused
+    assert summary["camera"] == json.loads(json.dumps(dataclasses.asdict(CameraConfig())))
+    assert json.loads((tmp_path / "cache" / "summary.json").read_text())["camera"] == summary["camera"]
     assert list(summary["kinds"]) == ["gaussian", "disc", "soft_disc", "rim_disc", "cat_eye", "astigmatic"]
     patches = np.load(tmp_path / "cache" / "train_patches.npy")
     assert patches.shape == (48, 32, 32) and patches.std() > 0
