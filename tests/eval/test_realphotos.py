@@ -169,6 +169,21 @@ def test_sharp_photos_keys(estimator, photo_folder, tmp_path):
     text = realphotos.sharp_photos_markdown(out)
     assert "Sharp photos" in text and "gaussian_0.5" in text
     assert cv2.imread(str(tmp_path / "sharp_example.png")) is not None
+    assert "area-downscaled by 2" in text
+
+
+def test_sharp_photos_downscale(estimator, photo_folder):
+    """--sharp-downscale: 1 reads the photos as stored, 3 downscales them by 3; bad factors are refused."""
+    stored = realphotos.sharp_photos(estimator, photo_folder, downscale=1)
+    by3 = realphotos.sharp_photos(estimator, photo_folder, downscale=3)
+    assert stored["downscale"] == 1 and by3["downscale"] == 3 and stored["images"] == by3["images"] == 2
+    assert stored["per_image"][0]["sharp"] != by3["per_image"][0]["sharp"]
+    assert "as stored" in realphotos.sharp_photos_markdown(stored)
+    assert "area-downscaled by 3" in realphotos.sharp_photos_markdown(by3)
+    assert realphotos.sharp_photos(estimator, photo_folder, downscale=6)["images"] == 0  # 192x160 / 6 < 32 px
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="downscale must be an integer >= 1"):
+            realphotos.sharp_photos(estimator, photo_folder, downscale=bad)
 
 
 def test_large_blur_keys(estimator, photo_folder):

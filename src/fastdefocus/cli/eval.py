@@ -41,6 +41,8 @@ def add_quality_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--dbd-limit", type=int, default=None, help="detection images used (default all)")
     ap.add_argument("--syndof-limit", type=int, default=None, help="SYNDOF images used (default all)")
     ap.add_argument("--sharp-limit", type=int, default=None, help="sharp photos used (default all)")
+    ap.add_argument("--sharp-downscale", type=int, default=2, metavar="N",
+                    help="area-downscale factor of the sharp photos (default 2; 1: as stored)")
     ap.add_argument("--largeblur-limit", type=int, default=None,
                     help="photos used for the large-blur readings (default all; 4 estimates each at full size)")
     ap.add_argument("--dbdgen-n", type=int, default=100, metavar="N",

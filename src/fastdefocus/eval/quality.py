@@ -448,7 +448,8 @@ def run_quality(args, est, out_dir: Path | None = None) -> dict:
                                              out_dir, args.peers)
             blocks.append(dbd_markdown(report["dbdgen"]))
         elif section == "sharp":
-            report["sharp"] = sharp_photos(est, folder, getattr(args, "sharp_limit", None), out_dir)
+            report["sharp"] = sharp_photos(est, folder, getattr(args, "sharp_limit", None), out_dir,
+                                           downscale=getattr(args, "sharp_downscale", 2))
             blocks.append(sharp_photos_markdown(report["sharp"]))
         elif section == "temporal":
             from fastdefocus.eval.temporal import real_clips, run_sequence, temporal_markdown

@@ -175,9 +175,11 @@ def _stats(values: list[float]) -> dict:
 SHARP_CONDITIONS = {"sharp": 0.0, "gaussian_0.5": 0.5}
 
 
-def sharp_photos(est, folder: Path, limit: int | None = None, out_dir: Path | None = None) -> dict:
-    """Sigma on sharp photos: each photo area-downscaled by 2 (as the training sources), then
-    as it is (``sharp``) and blurred by a 0.5 px Gaussian in linear light (``gaussian_0.5``).
+def sharp_photos(est, folder: Path, limit: int | None = None, out_dir: Path | None = None,
+                 downscale: int = 2) -> dict:
+    """Sigma on sharp photos: each photo area-downscaled by ``downscale`` (2 by default; 1: as
+    stored), then as it is (``sharp``) and blurred by a 0.5 px Gaussian in linear light
+    (``gaussian_0.5``). A larger downscale hides more of the photo's own softness.
 
     Per photo and condition the figure is the median of sigma over the textured pixels
     (:func:`~fastdefocus.metrics.defocus.textured_mask` of the sharp photo's luminance).
@@ -189,6 +191,8 @@ def sharp_photos(est, folder: Path, limit: int | None = None, out_dir: Path | No
         "median", "mean"}}`` (median and mean over photos of the per-photo medians),
         ``per_image``: ``[{"image", "textured_share", <condition>: median sigma}]``.
     """
+    if isinstance(downscale, bool) or not isinstance(downscale, int) or downscale < 1:
+        raise ValueError(f"downscale must be an integer >= 1, got {downscale!r}")
     rows = []
     example = None
     for path in photo_files(folder, limit):
@@ -197,10 +201,12 @@ def sharp_photos(est, folder: Path, limit: int | None = None, out_dir: Path | No
             print(f"sharp photos: cannot read {path}; skipped", file=sys.stderr)
             continue
         h, w = rgb.shape[:2]
-        if min(h, w) < 64:
-            print(f"sharp photos: {path.name} is too small ({w}x{h}); skipped", file=sys.stderr)
+        if min(h, w) < 32 * downscale:
+            print(f"sharp photos: {path.name} is too small ({w}x{h}) to downscale by {downscale}; skipped",
+                  file=sys.stderr)
             continue
-        small = cv2.resize(rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        small = rgb if downscale == 1 else cv2.resize(rgb, (w // downscale, h // downscale),
+                                                      interpolation=cv2.INTER_AREA)
         tex = textured_mask(_luminance(small))
         if not tex.any():
             print(f"sharp photos: {path.name} has no textured pixels; skipped", file=sys.stderr)
@@ -215,7 +221,7 @@ def sharp_photos(est, folder: Path, limit: int | None = None, out_dir: Path | No
         rows.append(row)
         if example is None:
             example = (path.name, small, maps)
-    out = {"folder": str(folder), "images": len(rows), "downscale": 2,
+    out = {"folder": str(folder), "images": len(rows), "downscale": downscale,
            "conditions": {name: {"added_sigma": added, **_stats([r[name] for r in rows])}
                           for name, added in SHARP_CONDITIONS.items()},
            "per_image": rows}
@@ -231,7 +237,8 @@ def sharp_photos(est, folder: Path, limit: int | None = None, out_dir: Path | No
 
 
 def sharp_photos_markdown(s: dict) -> str:
-    lines = [f"### Sharp photos: {Path(s['folder']).name} ({s['images']} photos, area-downscaled by 2)\n",
+    scale = "as stored" if s.get("downscale", 2) == 1 else f"area-downscaled by {s.get('downscale', 2)}"
+    lines = [f"### Sharp photos: {Path(s['folder']).name} ({s['images']} photos, {scale})\n",
              "| condition | added blur | median px | mean px |", "|---|---:|---:|---:|"]
     for name, r in s["conditions"].items():
         if not r.get("n"):
@@ -265,6 +272,8 @@ def large_blur(est, folder: Path, sigmas=(8.0, 12.0), discs=(16.0, 24.0), limit:
     """
     conditions = {f"gaussian_{s:g}": ("gaussian", float(s), float(s)) for s in sigmas}
     conditions.update({f"disc_{r:g}": ("disc", float(r), float(r) / 2.0) for r in discs})
+    if isinstance(downscale, bool) or not isinstance(downscale, int) or downscale < 1:
+        raise ValueError(f"downscale must be an integer >= 1, got {downscale!r}")
     rows = []
     example = None
     for path in photo_files(folder, limit):
