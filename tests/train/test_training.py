@@ -188,3 +188,14 @@ def test_camera_dataset_and_its_model_card_lines(tmp_path, monkeypatch):
     ideal = _blur_and_camera_text({"kinds": {"gaussian": 0.6, "disc": 0.2, "mixed": 0.2}, "camera": None,
                                    "noise_stds": [0.0, 0.01], "jpeg_prob": 0.5})
     assert "Bayer" not in ideal and "mixed = Gaussian then disc" in ideal
+
+
+def test_epoch_order_mixes_a_second_cache_at_the_same_cost():
+    from fastdefocus.train.training import epoch_order
+    # without a mixed cache: the permutation training always drew
+    assert np.array_equal(epoch_order(100, 0, 0.5, 3, 2), np.random.default_rng([3, 2]).permutation(100))
+    order = epoch_order(100, 80, 0.3, 3, 2)
+    assert len(order) == 100 and len(np.unique(order)) == 100  # the main cache's size, no repeats
+    assert (order >= 100).sum() == 30 and order.max() < 180  # 30% from the mixed cache
+    assert not np.array_equal(order, epoch_order(100, 80, 0.3, 3, 3))  # another draw each epoch
+    assert (epoch_order(100, 10, 0.5, 3, 2) >= 100).sum() == 10  # a small mixed cache: all of it

@@ -26,7 +26,8 @@ def _cmd_train(args) -> int:
     generate_dataset(cache, n_train=args.train_patches, n_val=args.val_patches, seed=args.seed,
                      workers=args.workers, log=log, camera=args.camera)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, width_mult=args.width,
-                      seed=args.seed, threads=args.threads, init=args.init or "")
+                      seed=args.seed, threads=args.threads, init=args.init or "", mix_cache=args.mix_cache or "",
+                      mix_share=args.mix_share)
     train(cache, Path(args.run), cfg, log=log)
     if args.export:
         docs = Path(args.docs) if args.docs else None
@@ -406,6 +407,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=train_defaults.threads, help="torch CPU threads (0: all cores)")
     p.add_argument("--init", default=None, help="fine-tune from these .safetensors weights instead of a "
                                                 "random initialisation")
+    p.add_argument("--mix-cache", default=None,
+                   help="a second patch cache (e.g. one made with --camera) mixed into training at the same cost")
+    p.add_argument("--mix-share", type=float, default=train_defaults.mix_share,
+                   help="share of each epoch drawn from --mix-cache")
     p.add_argument("--calibration", choices=["camera", "ideal"], default="camera",
                    help="calibration of the exported model: camera (the default, as shipped: the lower envelope of "
                         "the fits on the training generator and on the camera model, python -m "

@@ -387,6 +387,24 @@ class TrainConfig:
     #: start from these weights (a .safetensors file of the same architecture) instead of a
     #: random initialisation: fine-tuning on new data at a fraction of the cost of a full run
     init: str = ""
+    #: a second patch cache (e.g. the camera model's, ``fastdefocus train --camera``) mixed into
+    #: training: each epoch draws ``mix_share`` of its patches from it and the rest from the
+    #: main cache, as many patches as the main cache holds (the same cost as training on it alone)
+    mix_cache: str = ""
+    mix_share: float = 0.5
+
+
+def epoch_order(n_main: int, n_mix: int, share: float, seed: int, epoch: int) -> np.ndarray:
+    """Indices into the main cache's patches followed by the mixed cache's (``n_main + i``) for one
+    epoch: ``n_main`` of them, ``round(share * n_main)`` from the mixed cache (without repeats),
+    shuffled; with no mixed cache (``n_mix`` 0), a permutation of the main cache."""
+    rng = np.random.default_rng([seed, epoch])
+    if n_mix == 0:
+        return rng.permutation(n_main)
+    k = min(int(round(share * n_main)), n_mix)
+    main = rng.choice(n_main, n_main - k, replace=False)
+    mix = n_main + rng.choice(n_mix, k, replace=False)
+    return rng.permutation(np.concatenate([main, mix]))
 
 
 def train(cache_dir: Path, run_dir: Path, cfg: TrainConfig, log=print) -> Path:
@@ -406,8 +424,21 @@ def train(cache_dir: Path, run_dir: Path, cfg: TrainConfig, log=print) -> Path:
     levels = np.asarray(summary["levels"])
     patches = np.load(Path(cache_dir) / "train_patches.npy")
     meta = np.load(Path(cache_dir) / "train_meta.npy")
-    positions = torch.from_numpy(level_position(meta["sigma"], levels).astype(np.float32))
     n = len(patches)
+    n_mix = 0
+    if cfg.mix_cache:
+        if not 0.0 < cfg.mix_share < 1.0:
+            raise ValueError(f"mix_share must be in (0, 1), got {cfg.mix_share}")
+        mix_summary = json.loads((Path(cfg.mix_cache) / "summary.json").read_text())
+        if list(mix_summary["levels"]) != list(summary["levels"]):
+            raise ValueError(f"the mixed cache {cfg.mix_cache} has other levels than {cache_dir}")
+        mix_patches = np.load(Path(cfg.mix_cache) / "train_patches.npy")
+        mix_meta = np.load(Path(cfg.mix_cache) / "train_meta.npy")
+        n_mix = len(mix_patches)
+        patches = np.concatenate([patches, mix_patches])
+        meta = np.concatenate([meta, mix_meta])
+        log(f"mixing {cfg.mix_share:.0%} of each epoch from {cfg.mix_cache} ({n_mix} patches)")
+    positions = torch.from_numpy(level_position(meta["sigma"], levels).astype(np.float32))
     steps_per_epoch = n // cfg.batch_size
     total_steps = steps_per_epoch * cfg.epochs
 
@@ -446,7 +477,7 @@ def train(cache_dir: Path, run_dir: Path, cfg: TrainConfig, log=print) -> Path:
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         t0 = time.time()
-        order = torch.from_numpy(np.random.default_rng([cfg.seed, epoch]).permutation(n))
+        order = torch.from_numpy(epoch_order(n, n_mix, cfg.mix_share, cfg.seed, epoch))
         loss_sum, correct = 0.0, 0
         for step in range(steps_per_epoch):
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
