@@ -272,8 +272,6 @@ def large_blur(est, folder: Path, sigmas=(8.0, 12.0), discs=(16.0, 24.0), limit:
     """
     conditions = {f"gaussian_{s:g}": ("gaussian", float(s), float(s)) for s in sigmas}
     conditions.update({f"disc_{r:g}": ("disc", float(r), float(r) / 2.0) for r in discs})
-    if isinstance(downscale, bool) or not isinstance(downscale, int) or downscale < 1:
-        raise ValueError(f"downscale must be an integer >= 1, got {downscale!r}")
     rows = []
     example = None
     for path in photo_files(folder, limit):
