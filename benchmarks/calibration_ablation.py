@@ -65,6 +65,9 @@ def main(argv=None) -> int:
     seed = 0
     if "--cal-seed" in argv:
         at = argv.index("--cal-seed")
+        if at + 1 >= len(argv) or not argv[at + 1].isdigit():
+            print("--cal-seed needs a non-negative integer", file=sys.stderr)
+            return 2
         seed = int(argv[at + 1])
         del argv[at:at + 2]
     name, _, mode = variant.partition(":")

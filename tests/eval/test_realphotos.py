@@ -186,6 +186,15 @@ def test_sharp_photos_downscale(estimator, photo_folder):
             realphotos.sharp_photos(estimator, photo_folder, downscale=bad)
 
 
+def test_sharp_downscale_option_is_checked(capsys):
+    ap = argparse.ArgumentParser()
+    add_commands(ap.add_subparsers(dest="command"))
+    assert ap.parse_args(["eval", "--sharp-downscale", "4"]).sharp_downscale == 4
+    with pytest.raises(SystemExit):
+        ap.parse_args(["eval", "--sharp-downscale", "0"])
+    assert "expected an integer >= 1, got 0" in capsys.readouterr().err
+
+
 def test_large_blur_keys(estimator, photo_folder):
     out = realphotos.large_blur(estimator, photo_folder, sigmas=(8.0,), discs=(24.0,), limit=1)
     assert out["images"] == 1 and out["levels_max"] == pytest.approx(float(estimator.info.levels[-1]))

@@ -104,8 +104,9 @@ def test_accuracy_on_generated_patches():
 
 
 # measured with the shipped weights on this set (236 patches): within one level 1.000, MAE 0.200 px
-# (0.164 px under the ideal-lens fit alone: the camera-model calibration reads these clean ideal-lens
-# patches about 0.15 px low below 0.8 px, where real photos' own softness is); the floors leave a
+# (0.164 px under the ideal-lens fit alone: the camera-model calibration reads this set's clean
+# ideal-lens patches of levels 0-4 about 0.15 px low, below 1 px, where real photos' own softness
+# is); the floors leave a
 # margin for other BLAS/ONNX Runtime builds
 WITHIN_ONE_FLOOR = 0.95
 MAE_CEILING = 0.25
@@ -210,4 +211,4 @@ def test_camera_calibration_reads_sharp_camera_patches_lower():
     half = np.median(_camera_patches(info, 0.5, cfg))
     assert 0.35 < half < 0.6, half
     two, two_before = (np.median(_camera_patches(i, 2.0, cfg)) for i in (info, _ideal_fit(info)))
-    assert two == two_before
+    assert np.isclose(two, two_before, atol=1e-5)

@@ -111,8 +111,47 @@ def test_rewrite_card_replaces_the_heldout_section(tmp_path):
     rewrite_card(card, meta)
     text = card.read_text()
     assert text.startswith("# card\n\nhand-written part\n\n" + HELDOUT_HEADING)
-    assert "old numbers" not in text and "Camera-model patches" in text and "lower envelope" not in text[:30]
+    assert "old numbers" not in text and "Camera-model patches" in text and "lower\nenvelope" in text
     assert not list(tmp_path.glob("*.tmp"))
     (tmp_path / "bare.md").write_text("# no section\n")
     with pytest.raises(ValueError, match="no '## Held-out results' section"):
         rewrite_card(tmp_path / "bare.md", meta)
+
+
+def test_first_recalibration_keeps_the_old_fit_and_a_second_changes_nothing(calib_cache, weights):
+    """A model calibrated on its training generator alone (no ideal_knots yet): its knots become
+    ideal_knots; recalibrating again gives the same knots and leaves the int8 figures alone."""
+    path = weights / METADATA_NAME
+    meta = json.loads(path.read_text())
+    original = meta["calibration"]["ideal_knots"]
+    meta["calibration"] = {"kind": "quantile mapping", "fitted_on": "even ids", "knots": original}
+    path.write_text(json.dumps(meta))
+    first = recalibrate(weights, calib_cache, n=N_PATCHES, workers=1, log=lambda m: None)
+    cal = load_model_info(weights).metadata["calibration"]
+    assert cal["ideal_knots"] == original
+    assert "stale" in load_model_info(weights).metadata["metrics_heldout_int8"]  # its MAEs moved
+    second = recalibrate(weights, calib_cache, n=N_PATCHES, workers=1, log=lambda m: None)
+    assert np.array_equal(first["knots"], second["knots"])
+    assert load_model_info(weights).metadata["calibration"]["ideal_knots"] == original
+
+
+def test_a_cache_of_another_camera_is_made_again(data_root, monkeypatch, tmp_path):
+    import dataclasses
+    monkeypatch.setenv("FASTDEFOCUS_DATA", str(data_root))
+    cache = tmp_path / "cal"
+    calibration_set(cache, n=800, workers=1, log=lambda m: None)
+    logs = []
+    other = dataclasses.replace(CALIBRATION_CAMERA, sharpen_prob=0.0)
+    summary = calibration_set(cache, n=800, workers=1, log=logs.append, camera=other)
+    assert not any("using cached patches" in m for m in logs)
+    assert summary["camera"]["sharpen_prob"] == 0.0
+    assert json.loads((cache / "summary.json").read_text())["camera"]["sharpen_prob"] == 0.0
+    assert not list(cache.glob("*.tmp"))
+
+
+def test_train_refuses_camera_calibration_of_a_camera_model(tmp_path, capsys):
+    from fastdefocus.cli import main as cli
+    assert cli(["train", "--camera", "--calibration", "camera", "--cache", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "--calibration camera" in err and "--camera" in err
+    assert not (tmp_path / "c").exists()  # refused before any work

@@ -13,6 +13,16 @@ from fastdefocus.cli.options import add_estimator_arguments, estimator_from_args
 
 __all__ = ["add_commands"]
 
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
 def add_quality_arguments(ap: argparse.ArgumentParser) -> None:
     """Data folders, sections, limits and the estimator options of the quality benchmark."""
     from fastdefocus.eval.peers import HIFST_INSTALL
@@ -41,7 +51,7 @@ def add_quality_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--dbd-limit", type=int, default=None, help="detection images used (default all)")
     ap.add_argument("--syndof-limit", type=int, default=None, help="SYNDOF images used (default all)")
     ap.add_argument("--sharp-limit", type=int, default=None, help="sharp photos used (default all)")
-    ap.add_argument("--sharp-downscale", type=int, default=2, metavar="N",
+    ap.add_argument("--sharp-downscale", type=_at_least_one, default=2, metavar="N",
                     help="area-downscale factor of the sharp photos (default 2; 1: as stored)")
     ap.add_argument("--largeblur-limit", type=int, default=None,
                     help="photos used for the large-blur readings (default all; 4 estimates each at full size)")

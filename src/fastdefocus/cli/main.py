@@ -22,6 +22,12 @@ def _cmd_train(args) -> int:
     def log(msg):
         print(msg, flush=True)
 
+    if args.camera and args.calibration == "camera":
+        print("error: --calibration camera refits the calibration on the camera model, which --camera already "
+              "trains on; leave --calibration out (the training generator's own fit) or give --calibration ideal",
+              file=sys.stderr)
+        return 2
+    calibration = args.calibration or ("ideal" if args.camera else "camera")
     cache = Path(args.cache)
     generate_dataset(cache, n_train=args.train_patches, n_val=args.val_patches, seed=args.seed,
                      workers=args.workers, log=log, camera=args.camera)
@@ -32,10 +38,9 @@ def _cmd_train(args) -> int:
     if args.export:
         docs = Path(args.docs) if args.docs else None
         finalize(cache, Path(args.run), Path(args.export), docs, log=log)
-        if args.calibration == "camera":
-            from fastdefocus.train.recalibrate import DEFAULT_CACHE, comparison_markdown, recalibrate, rewrite_card
-            report = recalibrate(Path(args.export), DEFAULT_CACHE, None if args.camera else cache, seed=args.seed,
-                                 workers=args.workers, log=log)
+        if calibration == "camera":
+            from fastdefocus.train.recalibrate import comparison_markdown, recalibrate, rewrite_card
+            report = recalibrate(Path(args.export), None, cache, seed=args.seed, workers=args.workers, log=log)
             log(comparison_markdown(report))
             if docs is not None:
                 rewrite_card(docs / "MODEL.md", json.loads((Path(args.export) / "blur_classifier.json").read_text()))
@@ -411,10 +416,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a second patch cache (e.g. one made with --camera) mixed into training at the same cost")
     p.add_argument("--mix-share", type=float, default=train_defaults.mix_share,
                    help="share of each epoch drawn from --mix-cache")
-    p.add_argument("--calibration", choices=["camera", "ideal"], default="camera",
+    p.add_argument("--calibration", choices=["camera", "ideal"], default=None,
                    help="calibration of the exported model: camera (the default, as shipped: the lower envelope of "
                         "the fits on the training generator and on the camera model, python -m "
-                        "fastdefocus.train.recalibrate) or ideal (the training generator's fit alone)")
+                        "fastdefocus.train.recalibrate) or ideal (the training generator's fit alone; the default "
+                        "with --camera, whose generator is the camera model)")
     p.add_argument("--camera", action="store_true",
                    help="generate with the camera degradation model (fastdefocus.train.camera: lens PSF shapes, "
                         "Bayer demosaicing, photon noise, sharpening, JPEG) instead of the ideal lens; use a "

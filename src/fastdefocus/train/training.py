@@ -289,6 +289,7 @@ def generate_dataset(out_dir: Path, n_train: int = 600_000, n_val: int = 30_000,
             log(f"using cached patches in {out_dir}")
             return summary
     root = data_root()
+    summary_path.unlink(missing_ok=True)  # a rebuild cut short must not leave a summary that matches
     cfg = GeneratorConfig(camera=camera_cfg)
     largest = largest_crop(cfg.levels)
     photos, too_small = [], []
@@ -335,7 +336,9 @@ def generate_dataset(out_dir: Path, n_train: int = 600_000, n_val: int = 30_000,
         "source_downscale": SOURCE_DOWNSCALE, "leaves_supersample": LEAVES_SUPERSAMPLE,
         "seconds": round(time.time() - t0, 1),
     }
-    summary_path.write_text(json.dumps(summary, indent=1))
+    partial = summary_path.with_name(summary_path.name + ".tmp")
+    partial.write_text(json.dumps(summary, indent=1))
+    os.replace(partial, summary_path)  # written last: the cache is complete once it exists
     return summary
 
 
@@ -428,16 +431,21 @@ def train(cache_dir: Path, run_dir: Path, cfg: TrainConfig, log=print) -> Path:
     n_mix = 0
     if cfg.mix_cache:
         if not 0.0 < cfg.mix_share < 1.0:
-            raise ValueError(f"mix_share must be in (0, 1), got {cfg.mix_share}")
+            raise ValueError(f"mix_share (--mix-share) must be in (0, 1), got {cfg.mix_share}")
         mix_summary = json.loads((Path(cfg.mix_cache) / "summary.json").read_text())
         if list(mix_summary["levels"]) != list(summary["levels"]):
-            raise ValueError(f"the mixed cache {cfg.mix_cache} has other levels than {cache_dir}")
+            raise ValueError(f"the mixed cache {cfg.mix_cache} has the levels {mix_summary['levels']}, "
+                             f"the main cache {cache_dir} has {summary['levels']}: they must be the same")
         mix_patches = np.load(Path(cfg.mix_cache) / "train_patches.npy")
         mix_meta = np.load(Path(cfg.mix_cache) / "train_meta.npy")
         n_mix = len(mix_patches)
+        if n_mix == 0:
+            raise ValueError(f"the mixed cache {cfg.mix_cache} holds no training patches (a validation set "
+                             "alone?); give a cache made by fastdefocus train")
         patches = np.concatenate([patches, mix_patches])
         meta = np.concatenate([meta, mix_meta])
-        log(f"mixing {cfg.mix_share:.0%} of each epoch from {cfg.mix_cache} ({n_mix} patches)")
+        share = min(int(round(cfg.mix_share * n)), n_mix) / n
+        log(f"mixing {share:.1%} of each epoch from {cfg.mix_cache} ({n_mix} patches; asked {cfg.mix_share:.1%})")
     positions = torch.from_numpy(level_position(meta["sigma"], levels).astype(np.float32))
     steps_per_epoch = n // cfg.batch_size
     total_steps = steps_per_epoch * cfg.epochs
@@ -575,7 +583,7 @@ def fit_calibration(raw: np.ndarray, sigma: np.ndarray, levels: np.ndarray, bins
     if len(raw) < MIN_CALIBRATION_SAMPLES:
         raise ValueError(f"calibration needs at least {MIN_CALIBRATION_SAMPLES} textured validation patches "
                          f"from even-id sources, got {len(raw)}: generate more validation patches "
-                         "(--val-patches)")
+                         "(fastdefocus train --val-patches, recalibrate --patches)")
     if method == "quantile":
         q = np.linspace(0.0, 1.0, 4 * bins + 1)
         x, y = np.quantile(raw, q), np.quantile(sigma, q)
