@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fastdefocus.cli import main as cli
+from fastdefocus.cli.main import main as cli
 from fastdefocus.stages.classify import METADATA_NAME, WEIGHTS_DIR
 from fastdefocus.train.camera import PSF_NAMES, CameraConfig
 from fastdefocus.train.recalibrate import CALIBRATION_CAMERA, recalibrate

@@ -150,7 +150,7 @@ def test_a_cache_of_another_camera_is_made_again(data_root, monkeypatch, tmp_pat
 
 
 def test_train_refuses_camera_calibration_of_a_camera_model(tmp_path, capsys):
-    from fastdefocus.cli import main as cli
+    from fastdefocus.cli.main import main as cli
     assert cli(["train", "--camera", "--calibration", "camera", "--cache", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err
     assert "--calibration camera" in err and "--camera" in err
