@@ -35,6 +35,7 @@ import numpy as np
 from fastdefocus.cli.main import main as cli
 from fastdefocus.stages.classify import METADATA_NAME, WEIGHTS_DIR
 from fastdefocus.train.camera import PSF_NAMES, CameraConfig
+from fastdefocus.train.recalibrate import CACHE_ROOT as CALIBRATION_CACHE_ROOT
 from fastdefocus.train.recalibrate import CALIBRATION_CAMERA, recalibrate
 
 #: One change each from the shipped calibration camera.
@@ -46,7 +47,7 @@ VARIANTS = {
     "no-jpeg": {"jpeg_prob": 0.0},
     "no-downscale": {"downscale_prob": 0.0},
 }
-CACHE_ROOT = Path.home() / ".cache" / "fastdefocus" / "calibration_ablation"
+CACHE_ROOT = CALIBRATION_CACHE_ROOT / "calibration_ablation"
 
 
 def _set_knots(weights: Path, key: str) -> None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -39,11 +38,10 @@ def _cmd_train(args) -> int:
         docs = Path(args.docs) if args.docs else None
         finalize(cache, Path(args.run), Path(args.export), docs, log=log)
         if calibration == "camera":
-            from fastdefocus.train.recalibrate import comparison_markdown, recalibrate, rewrite_card
-            report = recalibrate(Path(args.export), None, cache, seed=args.seed, workers=args.workers, log=log)
+            from fastdefocus.train.recalibrate import comparison_markdown, recalibrate
+            report = recalibrate(Path(args.export), None, cache, seed=args.seed, workers=args.workers, log=log,
+                                 docs=None if docs is None else docs / "MODEL.md")
             log(comparison_markdown(report))
-            if docs is not None:
-                rewrite_card(docs / "MODEL.md", json.loads((Path(args.export) / "blur_classifier.json").read_text()))
     return 0
 
 

@@ -37,11 +37,9 @@ def _patches(cache: Path, info, odd: bool, limit: int | None = None, step: int =
     sel = np.flatnonzero((~m["flat"]) & (m["source"] % 2 == (1 if odd else 0)))[::step]
     if limit is not None:
         sel = sel[:limit]
-    x = np.asarray(p[sel]).astype(np.float32) / 255.0
-    mean = x.mean(axis=(1, 2), keepdims=True)
-    std = x.std(axis=(1, 2), keepdims=True)
-    x = ((x - mean) / np.maximum(std, info.std_floor)).astype(np.float32)
-    return x, m["level"][sel].astype(int), m["sigma"][sel].astype(np.float64)
+    from fastdefocus.train.training import normalize_u8
+
+    return normalize_u8(p[sel], info.std_floor), m["level"][sel].astype(int), m["sigma"][sel].astype(np.float64)
 
 
 def heldout(graph: Path, info, x, level, sigma, threads: int = 0) -> dict:

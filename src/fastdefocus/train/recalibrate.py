@@ -48,12 +48,14 @@ CALIBRATION_CAMERA = CameraConfig(psf_probs=tuple(1.0 if n == "gaussian" else 0.
 CACHE_ROOT = Path.home() / ".cache" / "fastdefocus"
 
 
-def default_cache(seed: int = 0) -> Path:
-    """The default calibration-set folder of ``seed``."""
-    return CACHE_ROOT / f"calibration_camera_gaussian_seed{seed}"
 CALIBRATION_KIND = "lower envelope of two quantile mappings of the raw expected sigma onto sigma, piecewise linear"
 #: Model-card heading of the held-out section that ``--docs`` rewrites (to the end of the card).
 HELDOUT_HEADING = "## Held-out results"
+
+
+def default_cache(seed: int = 0) -> Path:
+    """The default calibration-set folder of ``seed``."""
+    return CACHE_ROOT / f"calibration_camera_gaussian_seed{seed}"
 
 
 def lower_envelope(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -83,17 +85,14 @@ def validation_probabilities(info, cache: Path, batch: int = 4096) -> tuple[np.n
     """(meta, probabilities) of a cache's validation patches through the model's ONNX graph,
     normalised as the estimator normalises patches."""
     from fastdefocus.backends.cpu import PatchClassifier
+    from fastdefocus.train.training import normalize_u8
 
     cache = Path(cache)
     meta = np.load(cache / "val_meta.npy")
     patches = np.load(cache / "val_patches.npy", mmap_mode="r")
     classifier = PatchClassifier(info, device="cpu", backend="onnxruntime")
-    out = []
-    for i in range(0, len(patches), batch):
-        x = np.asarray(patches[i:i + batch], dtype=np.float32) / 255.0
-        x = x - x.mean(axis=(1, 2), keepdims=True)
-        x /= np.maximum(x.std(axis=(1, 2), keepdims=True), info.std_floor)
-        out.append(classifier.probabilities(x))
+    out = [classifier.probabilities(normalize_u8(patches[i:i + batch], info.std_floor))
+           for i in range(0, len(patches), batch)]
     return meta, np.concatenate(out)
 
 
@@ -105,10 +104,11 @@ def _kind_names(summary: dict) -> tuple:
 
 def recalibrate(weights: Path, cache: Path | None = None, ideal_cache: Path | None = None, n: int = 30_000,
                 seed: int = 0, workers: int = 2, write: bool = True, log=print,
-                camera: CameraConfig = CALIBRATION_CAMERA) -> dict:
+                camera: CameraConfig = CALIBRATION_CAMERA, docs: Path | None = None) -> dict:
     """Fit the calibration of the model in ``weights`` on the camera-model calibration set
     (``camera``: :data:`CALIBRATION_CAMERA`, other configs for ablations) and measure the
-    calibrations on its held-out half (and on ``ideal_cache``'s). Returns
+    calibrations on its held-out half (and on ``ideal_cache``'s); with ``write``, also rewrite the
+    held-out section of the model card ``docs`` (:func:`rewrite_card`). Returns
     ``{"knots", "calibration", "sets": {name: {"before" | "camera_fit" | "after": tables}}}``."""
     from fastdefocus.stages.classify import METADATA_NAME, expected_sigma_raw, load_model_info
     from fastdefocus.train.training import fit_calibration, heldout_metrics
@@ -168,6 +168,8 @@ def recalibrate(weights: Path, cache: Path | None = None, ideal_cache: Path | No
         partial = meta_path.with_name(meta_path.name + ".tmp")
         partial.write_text(json.dumps(model_meta, indent=1) + "\n")
         os.replace(partial, meta_path)
+        if docs is not None:
+            rewrite_card(docs, model_meta)
     return {"knots": knots, "calibration": calibration, "sets": report}
 
 
@@ -205,7 +207,7 @@ def rewrite_card(card: Path, metadata: dict) -> None:
 
 
 def main(argv=None) -> int:
-    from fastdefocus.stages.classify import METADATA_NAME, WEIGHTS_DIR
+    from fastdefocus.stages.classify import WEIGHTS_DIR
 
     ap = argparse.ArgumentParser(prog="python -m fastdefocus.train.recalibrate",
                                  description=__doc__.split("\n\n")[0])
@@ -229,10 +231,8 @@ def main(argv=None) -> int:
         print(f"error: --patches must be at least 1000, got {args.patches}", file=sys.stderr)
         return 2
     report = recalibrate(args.weights, args.cache, args.ideal_cache, args.patches, args.seed, args.workers,
-                         write=not args.dry_run, log=lambda m: print(m, file=sys.stderr, flush=True))
+                         write=not args.dry_run, log=lambda m: print(m, file=sys.stderr, flush=True), docs=args.docs)
     print(comparison_markdown(report))
-    if args.docs is not None and not args.dry_run:
-        rewrite_card(args.docs, json.loads((args.weights / METADATA_NAME).read_text()))
     return 0
 
 

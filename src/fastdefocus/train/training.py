@@ -353,6 +353,15 @@ def normalize_batch(x, std_floor: float):
     return (x - mean) / torch.clamp(std, min=std_floor)
 
 
+def normalize_u8(patches_u8, std_floor: float) -> np.ndarray:
+    """The NumPy twin of :func:`normalize_batch` for uint8 patches (N, P, P): float32, intensities
+    in [0, 1], (p - mean) / max(std, std_floor), population std."""
+    x = np.asarray(patches_u8).astype(np.float32) / 255.0
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    std = x.std(axis=(1, 2), keepdims=True)
+    return ((x - mean) / np.maximum(std, std_floor)).astype(np.float32)
+
+
 def random_dihedral(x):
     """Each patch gets one of the 8 flips/90-degree rotations, drawn at random."""
     import torch
