@@ -9,13 +9,14 @@ from fastdefocus import DefocusEstimator
 from fastdefocus.backends.cpu import PatchClassifier
 from fastdefocus.blur import gaussian_blur
 from fastdefocus.scenes import dead_leaves
-from fastdefocus.stages.classify import apply_calibration, expected_sigma_raw, load_model_info
+from fastdefocus.stages.classify import MODEL_DIRS, apply_calibration, expected_sigma_raw, load_model_info
 from fastdefocus.stages.filters import extract_patches
 
 
-@pytest.fixture(scope="module")
-def info():
-    return load_model_info()
+@pytest.fixture(scope="module", params=["default", "fast"])
+def info(request):
+    """Both shipped models carry an int8 graph made by python -m fastdefocus.train.quantize."""
+    return load_model_info(MODEL_DIRS[request.param])
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +57,12 @@ def test_int8_accuracy_floor(info, patches):
     assert (np.abs(int8.argmax(1) - fp32.argmax(1)) <= 1).mean() >= 0.95
 
 
-def test_int8_estimator_runs_and_names_its_backend():
-    est = DefocusEstimator(device="cpu", backend="onnxruntime-int8")
+def test_int8_estimator_runs_and_names_its_backend(info):
+    est = DefocusEstimator(device="cpu", backend="onnxruntime-int8", weights=str(info.onnx_path.parent))
     assert est.backend == "onnxruntime-int8"
     img = dead_leaves(np.random.default_rng(1), 96).astype(np.float32)
     r = est.estimate(img)
-    ref = DefocusEstimator(device="cpu").estimate(img)
+    ref = DefocusEstimator(device="cpu", weights=str(info.onnx_path.parent)).estimate(img)
     assert np.abs(r.sigma - ref.sigma).mean() < 0.15
 
 

@@ -132,6 +132,56 @@ def test_train_resume_with_new_schedule_and_export(tmp_path, monkeypatch):
     assert result.sigma.shape == (48, 64) and np.isfinite(result.sigma).all()
 
 
+def test_distilled_strided_network_trains_exports_and_loads(tmp_path, monkeypatch):
+    """`fastdefocus train --arch StridedCNN --teacher WEIGHTS`: the teacher's probabilities are
+    computed once (reused on resume), the exported model names its network, the estimator builds
+    it for torch and runs its ONNX graph, and the card says it was distilled."""
+    import cv2
+    import shutil
+    pytest.importorskip("onnx")
+    from fastdefocus import DefocusEstimator
+    from fastdefocus.stages.classify import MODEL_DIRS
+    from fastdefocus.train.training import TrainConfig, finalize, generate_dataset, train
+
+    photos = tmp_path / "data" / "train" / "photos"
+    photos.mkdir(parents=True)
+    for i in range(4):
+        img = dead_leaves(np.random.default_rng(200 + i), 320)
+        cv2.imwrite(str(photos / f"p{i}.png"), (img * 255).astype(np.uint8))
+    monkeypatch.setenv("FASTDEFOCUS_DATA", str(tmp_path / "data"))
+    cache, run, weights, docs = tmp_path / "cache", tmp_path / "run", tmp_path / "weights", tmp_path / "docs"
+    logs = []
+    generate_dataset(cache, n_train=256, n_val=128, seed=2, workers=1, log=logs.append)
+    cfg = TrainConfig(epochs=1, batch_size=64, threads=1, arch="StridedCNN", layers=((8, 2), (16, 2), (16, 2)),
+                      teacher=str(MODEL_DIRS["default"]), distill=0.5)
+    train(cache, run, cfg, log=logs.append)
+    soft = np.load(run / "teacher_probs.npy")
+    assert soft.shape == (256, 20) and np.allclose(soft.astype(np.float32).sum(1), 1.0, atol=5e-3)
+    assert sum("probabilities of 256 patches" in m for m in logs) == 1
+    train(cache, run, TrainConfig(**{**cfg.__dict__, "epochs": 2}), log=logs.append)
+    assert sum("probabilities of 256 patches" in m for m in logs) == 1  # reused, not recomputed
+    meta = finalize(cache, run, weights, docs, log=logs.append)
+    assert meta["architecture"] == {"name": "StridedCNN", "layers": [[8, 2], [16, 2], [16, 2]], "stem_kernel": 3,
+                                    "head_channels": 0, "num_classes": 20}
+    card = (docs / "MODEL.md").read_text()
+    assert "StridedCNN" in card and "Distilled from the model in" in card
+    img = np.random.default_rng(0).random((48, 64)).astype(np.float32)
+    a = DefocusEstimator(weights=weights, stride=16, backend="onnxruntime").estimate(img)
+    b = DefocusEstimator(weights=weights, stride=16, backend="torch").estimate(img)
+    assert np.isfinite(a.sigma).all()
+    np.testing.assert_allclose(a.sigma, b.sigma, atol=1e-3)
+    # a teacher of other levels is refused before any training
+    other = tmp_path / "other_teacher"
+    shutil.copytree(MODEL_DIRS["default"], other)
+    m = json.loads((other / "blur_classifier.json").read_text())
+    m["levels"] = m["levels"][:-1] + [7.0]
+    (other / "blur_classifier.json").write_text(json.dumps(m))
+    with pytest.raises(ValueError, match="the teacher .* has the levels .* must be the same"):
+        train(cache, tmp_path / "run2", TrainConfig(**{**cfg.__dict__, "teacher": str(other)}), log=logs.append)
+    with pytest.raises(ValueError, match=r"distill \(--distill\) must be in \(0, 1\], got 0"):
+        train(cache, tmp_path / "run3", TrainConfig(**{**cfg.__dict__, "distill": 0.0}), log=logs.append)
+
+
 def test_supersampled_dead_leaves_integrate_their_pixels():
     """Rendered 4x finer and area-averaged: edges integrated over each pixel instead of
     point-sampled, so about half the gradient energy (0.022-0.025 against 0.037-0.052 for

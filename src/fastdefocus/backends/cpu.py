@@ -32,10 +32,10 @@ def load_torch_model(info: ModelInfo | None = None):
     _import_torch("the torch model")
     from safetensors.torch import load_file
 
-    from fastdefocus.backends.mobilenetv2 import MobileNetV2
+    from fastdefocus.backends.networks import build_network
 
     info = info or load_model_info()
-    model = MobileNetV2(num_classes=len(info.levels), width_mult=info.width_mult)
+    model = build_network({"num_classes": len(info.levels), **info.architecture})
     model.load_state_dict(load_file(str(info.safetensors_path)))
     return model.eval()
 
@@ -101,6 +101,9 @@ class PatchClassifier:
             # the cores this process may use (containers and affinity), not the host's
             opts.intra_op_num_threads = threads if threads > 0 else default_threads()
             opts.inter_op_num_threads = 1
+            # no busy-waiting between runs: the estimator's native stages run on the same cores
+            # right after each batch, and spinning ONNX Runtime workers would take them
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._session = ort.InferenceSession(str(graph), sess_options=opts, providers=["CPUExecutionProvider"])
             self.name = backend
             self._run = self._run_onnx

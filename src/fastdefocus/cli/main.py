@@ -32,7 +32,9 @@ def _cmd_train(args) -> int:
                      workers=args.workers, log=log, camera=args.camera)
     cfg = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, width_mult=args.width,
                       seed=args.seed, threads=args.threads, init=args.init or "", mix_cache=args.mix_cache or "",
-                      mix_share=args.mix_share)
+                      mix_share=args.mix_share, arch=args.arch, layers=args.layers,
+                      stem_kernel=args.stem_kernel, head_channels=args.head_channels, teacher=args.teacher or "",
+                      distill=args.distill)
     train(cache, Path(args.run), cfg, log=log)
     if args.export:
         docs = Path(args.docs) if args.docs else None
@@ -45,6 +47,17 @@ def _cmd_train(args) -> int:
     return 0
 
 
+
+
+def _parse_layers(text: str) -> tuple:
+    try:
+        layers = tuple((int(c), int(st)) for c, st in (item.split("/") for item in text.split(",")))
+    except ValueError:
+        layers = ()
+    if not layers or any(c < 1 or st not in (1, 2) for c, st in layers):
+        raise argparse.ArgumentTypeError("expected a comma list of channels/stride (stride 1 or 2) such as "
+                                         f"16/2,32/2,32/1,64/2,128/2, got {text!r}")
+    return layers
 
 
 def _is_terminal(stream) -> bool:
@@ -404,7 +417,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=train_defaults.epochs)
     p.add_argument("--batch-size", type=int, default=train_defaults.batch_size)
     p.add_argument("--lr", type=float, default=train_defaults.lr)
+    p.add_argument("--arch", choices=["MobileNetV2", "StridedCNN"], default=train_defaults.arch,
+                   help="the network: the paper's MobileNetV2 (the default model) or StridedCNN (the fast model)")
     p.add_argument("--width", type=float, default=train_defaults.width_mult, help="MobileNetV2 width multiplier")
+    p.add_argument("--layers", type=_parse_layers, default=train_defaults.layers, metavar="LIST",
+                   help="StridedCNN: its convolutions as channels/stride, a comma list (default "
+                        f"{','.join(f'{c}/{st}' for c, st in train_defaults.layers)})")
+    p.add_argument("--stem-kernel", type=int, default=train_defaults.stem_kernel, help="StridedCNN: stem kernel size")
+    p.add_argument("--head-channels", type=int, default=train_defaults.head_channels,
+                   help="StridedCNN: channels of a 1x1 convolution before the pooling (0: none)")
+    p.add_argument("--teacher", default=None, metavar="WEIGHTS_DIR",
+                   help="distil from this model (e.g. src/fastdefocus/weights): its probabilities are soft targets")
+    p.add_argument("--distill", type=float, default=train_defaults.distill,
+                   help="share of the loss from the teacher's probabilities, in (0, 1] (with --teacher)")
     p.add_argument("--seed", type=int, default=train_defaults.seed)
     p.add_argument("--workers", type=int, default=2, help="processes generating patches")
     p.add_argument("--threads", type=int, default=train_defaults.threads, help="torch CPU threads (0: all cores)")

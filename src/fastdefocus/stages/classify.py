@@ -65,7 +65,9 @@ class ModelInfo:
     levels: np.ndarray
     std_floor: float
     patch_size: int
-    width_mult: float
+    #: the ``architecture`` entry of the model file: which network, with its settings
+    #: (:func:`fastdefocus.backends.networks.build_network` builds it)
+    architecture: dict
     calibration: np.ndarray
     onnx_path: Path
     safetensors_path: Path
@@ -73,6 +75,12 @@ class ModelInfo:
     #: The int8 ONNX graph (``files.onnx_int8``; ``backend="onnxruntime-int8"``), None when the
     #: model has none.
     onnx_int8_path: Path | None = None
+
+    @property
+    def width_mult(self) -> float | None:
+        """The MobileNetV2 width multiplier, None for another network."""
+        value = self.architecture.get("width_mult")
+        return None if value is None else float(value)
 
     @property
     def flat_std(self) -> float:
@@ -116,7 +124,7 @@ def load_model_info(weights_dir: Path | str | None = None, verify: bool = True) 
     return ModelInfo(levels=np.asarray(meta["levels"], dtype=np.float64),
                      std_floor=float(meta["input"]["std_floor"]),
                      patch_size=int(meta["input"]["patch_size"]),
-                     width_mult=float(meta["architecture"]["width_mult"]),
+                     architecture=dict(meta["architecture"]),
                      calibration=np.asarray(meta["calibration"]["knots"], dtype=np.float64),
                      onnx_path=files["onnx"], safetensors_path=files["safetensors"], metadata=meta,
                      onnx_int8_path=files.get("onnx_int8"))

@@ -26,9 +26,22 @@ from pathlib import Path
 import numpy as np
 
 INT8_NAME = "blur_classifier_int8.onnx"
-#: Nodes kept in float (names of the exported graph): the stem convolution and the head.
-FLOAT_NODES = ("/net/features/features.0/features.0.0/Conv", "/net/GlobalAveragePool", "/net/Flatten",
-               "/net/classifier/classifier.1/Gemm", "/Softmax")
+#: Operators of the head, kept in float with the stem (the first convolution).
+HEAD_OPS = ("GlobalAveragePool", "Flatten", "Gemm", "Softmax")
+
+
+def float_nodes(graph: Path) -> list[str]:
+    """The nodes kept in float, by name in graph order: the stem convolution and the head
+    (pooling, classifier, softmax), for any of the networks (MobileNetV2 as shipped:
+    ``/net/features/features.0/features.0.0/Conv``, ``/net/GlobalAveragePool``, ``/net/Flatten``,
+    ``/net/classifier/classifier.1/Gemm``, ``/Softmax``)."""
+    import onnx
+
+    nodes = onnx.load(str(graph)).graph.node
+    convs = [n.name for n in nodes if n.op_type == "Conv"]
+    if not convs:
+        raise ValueError(f"{graph} has no convolution: not a fastdefocus classifier graph")
+    return [convs[0]] + [n.name for n in nodes if n.op_type in HEAD_OPS]
 
 
 def _patches(cache: Path, info, odd: bool, limit: int | None = None, step: int = 1):
@@ -86,9 +99,9 @@ def quantize(weights: Path, cache: Path, calib: int = 2048, max_within1_loss: fl
     with tempfile.TemporaryDirectory() as tmp:
         pre, out = Path(tmp) / "pre.onnx", Path(tmp) / INT8_NAME
         quant_pre_process(str(info.onnx_path), str(pre))
+        kept = float_nodes(pre)
         quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=list(FLOAT_NODES))
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=kept)
         x, level, sigma = _patches(cache, info, odd=True)
         fp32 = heldout(info.onnx_path, info, x, level, sigma)
         int8 = heldout(out, info, x, level, sigma)
@@ -105,7 +118,7 @@ def quantize(weights: Path, cache: Path, calib: int = 2048, max_within1_loss: fl
             meta["files"]["onnx_int8"] = {"name": INT8_NAME, "sha256": sha256_file(target)}
             meta["metrics_heldout_int8"] = {"fp32": fp32, "int8": int8, "quantization": {
                 "format": "QDQ", "weights": "int8 per channel", "activations": "uint8", "calibration": "min-max",
-                "calibration_patches": int(len(cal_x)), "float_nodes": list(FLOAT_NODES)}}
+                "calibration_patches": int(len(cal_x)), "float_nodes": kept}}
             tmp_meta = meta_path.with_name(meta_path.name + ".tmp")
             tmp_meta.write_text(json.dumps(meta, indent=1) + "\n")
             os.replace(tmp_meta, meta_path)

@@ -404,6 +404,41 @@ class TrainConfig:
     #: main cache, as many patches as the main cache holds (the same cost as training on it alone)
     mix_cache: str = ""
     mix_share: float = 0.5
+    #: the network (:data:`fastdefocus.backends.networks.ARCHITECTURES`): the paper's MobileNetV2
+    #: (``width_mult``) or the fast model's StridedCNN (``layers``: (channels, stride) per
+    #: convolution, ``stem_kernel``, ``head_channels``)
+    arch: str = "MobileNetV2"
+    layers: tuple = ((16, 2), (32, 2), (32, 1), (64, 2), (128, 2))
+    stem_kernel: int = 3
+    head_channels: int = 0
+    #: distil from this model (a weights folder, e.g. src/fastdefocus/weights): the loss is
+    #: ``(1 - distill) x`` the label loss ``+ distill x`` the cross-entropy with the teacher's
+    #: probabilities of the same (unaugmented) patch, computed once with ONNX Runtime
+    teacher: str = ""
+    distill: float = 0.5
+
+
+def network_spec(cfg: dict | TrainConfig, num_classes: int) -> dict:
+    """The ``architecture`` entry of the network a training config builds (a checkpoint's config
+    from before networks could be chosen is a MobileNetV2)."""
+    from fastdefocus.backends.networks import architecture_spec
+    c = cfg if isinstance(cfg, dict) else cfg.__dict__
+    return architecture_spec(c.get("arch", "MobileNetV2"), num_classes, width_mult=c.get("width_mult", 1.0),
+                             layers=c.get("layers", TrainConfig.layers), stem_kernel=c.get("stem_kernel", 3),
+                             head_channels=c.get("head_channels", 0))
+
+
+def teacher_probabilities(weights_dir: str | Path, patches_u8: np.ndarray, std_floor: float,
+                          batch: int = 4096) -> np.ndarray:
+    """A shipped-format model's probabilities (N, L) float16 of uint8 patches (N, P, P), through
+    ONNX Runtime: the soft targets of a distillation."""
+    from fastdefocus.backends.cpu import PatchClassifier
+    from fastdefocus.stages.classify import load_model_info
+    clf = PatchClassifier(load_model_info(weights_dir), backend="onnxruntime", batch_size=batch)
+    out = np.empty((len(patches_u8), len(clf.info.levels)), np.float16)
+    for i in range(0, len(patches_u8), batch):
+        out[i:i + batch] = clf.probabilities(normalize_u8(patches_u8[i:i + batch], std_floor))
+    return out
 
 
 def epoch_order(n_main: int, n_mix: int, share: float, seed: int, epoch: int) -> np.ndarray:
@@ -424,7 +459,7 @@ def train(cache_dir: Path, run_dir: Path, cfg: TrainConfig, log=print) -> Path:
     import torch
     import torch.nn.functional as F
 
-    from fastdefocus.backends.mobilenetv2 import MobileNetV2
+    from fastdefocus.backends.networks import build_network
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -458,8 +493,28 @@ def train(cache_dir: Path, run_dir: Path, cfg: TrainConfig, log=print) -> Path:
     positions = torch.from_numpy(level_position(meta["sigma"], levels).astype(np.float32))
     steps_per_epoch = n // cfg.batch_size
     total_steps = steps_per_epoch * cfg.epochs
+    soft = None
+    if cfg.teacher:
+        if not 0.0 < cfg.distill <= 1.0:
+            raise ValueError(f"distill (--distill) must be in (0, 1], got {cfg.distill}")
+        from fastdefocus.stages.classify import load_model_info
+        teacher_levels = load_model_info(cfg.teacher).levels
+        if list(teacher_levels) != list(levels):
+            raise ValueError(f"the teacher {cfg.teacher} has the levels {teacher_levels.tolist()}, the cache "
+                             f"{cache_dir} has {levels.tolist()}: they must be the same")
+        soft_path = run_dir / "teacher_probs.npy"
+        if soft_path.exists() and np.load(soft_path, mmap_mode="r").shape == (len(patches), len(levels)):
+            soft_np = np.load(soft_path)
+        else:
+            t0 = time.time()
+            soft_np = teacher_probabilities(cfg.teacher, patches, cfg.std_floor)
+            tmp = run_dir / "teacher_probs.tmp.npy"
+            np.save(tmp, soft_np)
+            os.replace(tmp, soft_path)
+            log(f"teacher {cfg.teacher}: probabilities of {len(patches)} patches in {time.time() - t0:.0f} s")
+        soft = torch.from_numpy(soft_np)
 
-    model = MobileNetV2(num_classes=len(levels), width_mult=cfg.width_mult).to(device)
+    model = build_network(network_spec(cfg, len(levels))).to(device)
     if cfg.init:
         from safetensors.torch import load_file
         model.load_state_dict(load_file(cfg.init))
@@ -498,8 +553,9 @@ def train(cache_dir: Path, run_dir: Path, cfg: TrainConfig, log=print) -> Path:
         loss_sum, correct = 0.0, 0
         for step in range(steps_per_epoch):
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
-            x = torch.from_numpy(patches[np.sort(idx.numpy())]).float().div_(255.0)
-            pos = positions[np.sort(idx.numpy())]
+            rows = np.sort(idx.numpy())
+            x = torch.from_numpy(patches[rows]).float().div_(255.0)
+            pos = positions[rows]
             x = normalize_batch(random_dihedral(x), cfg.std_floor).unsqueeze(1)
             x = x.to(device).contiguous(memory_format=torch.channels_last)
             pos = pos.to(device)
@@ -508,6 +564,9 @@ def train(cache_dir: Path, run_dir: Path, cfg: TrainConfig, log=print) -> Path:
             target = soft_targets(pos, len(levels), cfg.label_tau)
             expected = (logp.exp() * k).sum(1)
             loss = -(target * logp).sum(1).mean() + cfg.position_weight * (expected - pos).abs().mean()
+            if soft is not None:  # the teacher is invariant to the dihedral draw, up to its own error
+                distilled = -(soft[rows].to(device).float() * logp).sum(1).mean()
+                loss = (1.0 - cfg.distill) * loss + cfg.distill * distilled
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -681,15 +740,16 @@ def finalize(cache_dir: Path, run_dir: Path, weights_dir: Path, docs_dir: Path |
     import torch
     from safetensors.torch import save_file
 
+    from fastdefocus.backends.networks import build_network
     from fastdefocus.stages.classify import METADATA_NAME, sha256_file
-    from fastdefocus.backends.mobilenetv2 import MobileNetV2
 
     cache_dir, run_dir, weights_dir = Path(cache_dir), Path(run_dir), Path(weights_dir)
     state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
     tcfg = state["config"]
     levels = np.asarray(state["levels"])
     summary = json.loads((cache_dir / "summary.json").read_text())
-    model = MobileNetV2(num_classes=len(levels), width_mult=tcfg["width_mult"])
+    spec = network_spec(tcfg, len(levels))
+    model = build_network(spec)
     model.load_state_dict(state["model"])
     model.eval()
     patches = np.load(cache_dir / "val_patches.npy")
@@ -710,13 +770,14 @@ def finalize(cache_dir: Path, run_dir: Path, weights_dir: Path, docs_dir: Path |
     history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     metadata = {
         "format": 1,
-        "model": "MobileNetV2 blur-level classifier (Galetto and Deng 2021, arXiv 2107.14443)",
+        "model": (f"{spec['name']} blur-level classifier (Galetto and Deng 2021, arXiv 2107.14443"
+                  + ("" if spec["name"] == "MobileNetV2" else "; a faster network than the paper's") + ")"),
         "levels": levels.tolist(),
         "input": {"patch_size": PATCH, "channels": 1, "intensity": "luminance in [0, 1]",
                   "normalisation": "per patch: (p - mean) / max(std, std_floor), population std",
                   "std_floor": tcfg["std_floor"]},
         "output": "class probabilities (softmax over the levels)",
-        "architecture": {"name": "MobileNetV2", "width_mult": tcfg["width_mult"], "num_classes": len(levels)},
+        "architecture": spec,
         "calibration": {"kind": "quantile mapping of the raw expected sigma onto sigma, piecewise linear",
                         "fitted_on": "validation sources with even id (textured)", "knots": knots.tolist()},
         "data": summary,
@@ -884,6 +945,25 @@ ONNX export: largest absolute difference of probabilities against torch {meta['o
     return text
 
 
+def _network_text(spec: dict) -> str:
+    if spec["name"] == "MobileNetV2":
+        return (f"MobileNetV2 (standard inverted-residual layout, width multiplier {spec['width_mult']}, total "
+                "stride 32 so a 32x32 patch ends as a 1x1 map)")
+    convs = ", ".join(f"{c} channels stride {st}" for c, st in spec["layers"])
+    head = f", a 1x1 convolution to {spec['head_channels']} channels" if spec.get("head_channels") else ""
+    return (f"StridedCNN (`fastdefocus.backends.networks`: a {spec['stem_kernel']}x{spec['stem_kernel']} stem "
+            f"and 3x3 convolutions ({convs}){head}, each with batch norm and ReLU, then the global mean and a "
+            "linear layer; no depthwise layers, so every layer is one dense GEMM on a CPU)")
+
+
+def _distill_text(config: dict) -> str:
+    if not config.get("teacher"):
+        return ""
+    return (f" Distilled from the model in `{config['teacher']}`: the loss is {1 - config['distill']:g} x the "
+            f"label loss + {config['distill']:g} x the cross-entropy with the teacher's probabilities of the same "
+            "patch (computed once, through ONNX Runtime, on the unaugmented patch).")
+
+
 def model_card(meta: dict) -> str:
     d, t = meta["data"], meta["training"]
     levels = ", ".join(f"{s:.3f}" for s in meta["levels"])
@@ -893,8 +973,7 @@ Generated by `fastdefocus train` (`fastdefocus.train.training.model_card`) from 
 own numbers; do not edit by hand.
 
 ## What it is
-{meta['model']}: MobileNetV2 (standard inverted-residual layout, width multiplier
-{meta['architecture']['width_mult']}, total stride 32 so a 32x32 patch ends as a 1x1 map), one
+{meta['model']}: {_network_text(meta['architecture'])}, one
 grayscale input channel, {meta['architecture']['num_classes']} outputs. Input: a 32x32 luminance patch in [0, 1],
 normalised per patch as `(p - mean) / max(std, {meta['input']['std_floor']})`. Output: probabilities of the
 blur levels. The estimator turns them into an expected sigma (probability-weighted mean of the
@@ -924,6 +1003,6 @@ Synthetic, generated by `fastdefocus.train.training.generate_dataset` (seed {d['
 the 2-core CPU development machine (AMD EPYC, 2 cores, no GPU). Loss: cross-entropy against ordinal soft labels
 (a Gaussian of width {t['config']['label_tau']} levels around the patch's continuous level position) plus
 {t['config']['position_weight']} x the absolute error of the expected level position, so a neighbour level costs
-little and a far one a lot.
+little and a far one a lot.{_distill_text(t['config'])}
 
 {heldout_card(meta)}"""
