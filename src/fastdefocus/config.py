@@ -21,7 +21,7 @@ CPU_BACKENDS = ("auto", "onnxruntime", "onnxruntime-int8", "torch")
 #: ... and on a CUDA device, best first ("cpu" there: ONNX Runtime on the host).
 GPU_BACKENDS = ("tensorrt", "compile", "eager", "cpu")
 BACKENDS = CPU_BACKENDS + GPU_BACKENDS
-#: The shipped models: the paper's MobileNetV2 (width 0.5) and a slimmer, faster one (width 0.25).
+#: The shipped models: the paper's MobileNetV2 (width 0.5) and a faster StridedCNN distilled from it.
 MODELS = ("default", "fast")
 #: Most coarse levels (each halves the image: 4 reads blur to about 100 px).
 MAX_COARSE_LEVELS = 4
@@ -64,8 +64,9 @@ class EstimatorConfig:
         "help": "CPU threads of ONNX Runtime and of the native stages together (0: the cores this "
                 "process may use)"})
     model: str = field(default="default", metadata={
-        "help": "shipped model: 'default' (MobileNetV2 width 0.5, the more accurate) or 'fast' (width 0.25, see "
-                "docs/model_fast/MODEL.md); weights= overrides it", "choices": MODELS})
+        "help": "shipped model: 'default' (the paper's MobileNetV2, width 0.5) or 'fast' (a StridedCNN distilled "
+                "from it: about 4x cheaper to classify, see docs/model_fast/MODEL.md); weights= overrides it",
+        "choices": MODELS})
     weights: str | None = field(default=None, metadata={
         "help": "model folder (blur_classifier.json + files; None: the shipped model named by model)"})
     max_pixels: int | str | None = field(default="auto", metadata={

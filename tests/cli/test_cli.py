@@ -146,7 +146,17 @@ def test_video_bad_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["video", str(src), "-o", str(tmp_path / "o.avi"), "--smoothing", "1.5", "--device", "cpu"])
     assert "smoothing must be in [0, 1)" in capsys.readouterr().err
+    assert main(["video", str(src), "-o", str(tmp_path / "o.avi"), "--workers", "0", "--device", "cpu"]) == 2
+    assert "--workers must be >= 1, got 0" in capsys.readouterr().err
     assert not (tmp_path / "o.avi").exists()
+
+
+def test_video_with_workers_writes_every_frame(tmp_path, capsys):
+    from fastdefocus.cli.main import main
+    src, out = tmp_path / "in.avi", tmp_path / "out.avi"
+    _write_video(src)
+    assert main(["video", str(src), "-o", str(out), "--workers", "2", "--stable", "-q", "--device", "cpu"]) == 0
+    assert _count_frames(out) == (5, (48, 64, 3))
 
 
 # ----------------------------------------------- outputs checked first, quiet, logs, extras

@@ -342,6 +342,8 @@ def _cmd_video(args) -> int:
             check_output(args.summary, args.force, extensions=TABLE_EXTENSIONS, what="summary")
         if args.max_frames < 0:
             raise ValueError(f"--max-frames must be >= 0 (0: all), got {args.max_frames}")
+        if args.workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {args.workers}")
     except (OSError, ValueError) as e:
         return _error(e)
     fps, total = video_info(src)
@@ -360,7 +362,7 @@ def _cmd_video(args) -> int:
         with writer:
             for index, (frame, result) in enumerate(est.stream(src, smoothing=args.smoothing, stable=args.stable,
                                                                 max_frames=args.max_frames or None,
-                                                                with_frames=True)):
+                                                                with_frames=True, workers=args.workers)):
                 color = result.colorize()
                 picture = _side_by_side(_as_rgb8(frame), color) if args.side_by_side else color
                 writer.write(picture)
@@ -494,6 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="uniform temporal smoothing (EMA) of the map in [0, 1) (default 0: off; lags behind "
                         "motion and cuts: prefer --stable)")
     p.add_argument("--max-frames", type=int, default=0, help="stop after this many frames (0: all)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="frames estimated side by side on the CPU, each on a share of the threads: more frames "
+                        "per second, more latency (default 1)")
     p.add_argument("--summary", default=None, metavar="FILE",
                    help="also write one row per frame to FILE.csv or FILE.json: the columns of estimate --summary "
                         "and frame")

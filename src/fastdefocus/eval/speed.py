@@ -125,6 +125,10 @@ def measure(kind: str, frame_path: str, stride: int, repeats: int, loop_patches:
     return out
 
 
+#: frames estimated side by side in the frames-per-second table's last columns (``stream(workers=)``)
+STREAM_WORKERS = 2
+
+
 def measure_stream(size: str, stride: int, frames: int, flat_gate: float | None = None,
                    backend: str = "auto", model: str = "default") -> dict:
     """Frames per second and latency of the default estimator (meant for a fresh process) on
@@ -157,6 +161,16 @@ def measure_stream(size: str, stride: int, frames: int, flat_gate: float | None 
         now = time.perf_counter()
         stream.append(now - t_prev)
         t_prev = now
+    # two frames at a time, each on one of the two workers' share of the threads; the latency is
+    # a frame's own time on its worker, the fps the rate at which results come out
+    list(est.stream(iter(seq[:2]), workers=STREAM_WORKERS))  # warm-up: makes the workers' estimators
+    workers, latency = [], []
+    t_prev = time.perf_counter()
+    for result in est.stream(iter(seq), workers=STREAM_WORKERS):
+        now = time.perf_counter()
+        workers.append(now - t_prev)
+        latency.append(result.timings["total"])
+        t_prev = now
     baseline = []
     for frame in seq:
         all_patches, _ = extract_patches(to_luminance(frame), size=est.patch_size, stride=stride, normalize=True,
@@ -176,6 +190,10 @@ def measure_stream(size: str, stride: int, frames: int, flat_gate: float | None 
            "classified_share": classified / max(patches, 1)}
     out["ratio_per_frame"] = float(np.mean(per_frame) / np.mean(baseline))
     out["ratio_stream"] = float(np.mean(stream) / np.mean(baseline))
+    lat = np.asarray(latency)
+    out["stream_workers"] = {"workers": STREAM_WORKERS, "fps": float(len(workers) / np.sum(workers)),
+                             "p50_ms": float(1e3 * np.percentile(lat, 50)), "p99_ms": float(1e3 * np.percentile(lat, 99))}
+    out["ratio_stream_workers"] = float(np.mean(workers) / np.mean(baseline))
     return out
 
 
@@ -435,22 +453,29 @@ def speed_markdown(report: dict) -> str:
         if parts:
             lines.append(f"- {size}, stride {stride}: fastdefocus is {' and '.join(parts)}")
     if report.get("stream"):
-        lines.append("\nFrames per second on different frames (generated, a layered defocus each), the default "
+        lines.append("\nFrames per second on different frames (generated, a layered defocus each), the row's "
                      "model: one `estimate` per frame and `stream` (frames read ahead), p50 / p99 latency in "
                      "ms; 'classifier on all' is ONNX Runtime fp32 classifying every patch of the frame in the "
                      "same run (what a frame's time is divided by in 'frame / classifier'); 'classified' is the "
-                     "share of patches texture gating sent to the classifier (`--flat-gate 0`: all).\n")
+                     "share of patches texture gating sent to the classifier (`--flat-gate 0`: all); "
+                     f"'{STREAM_WORKERS} workers' is `stream(workers={STREAM_WORKERS})`, frames estimated side by side "
+                     "on a share of the threads each, its latency a frame's own time on its worker.\n")
         lines.append("| frame | stride | model | classifier | gating | patches | classified | per frame fps | "
                      "p50 / p99 ms | stream fps | p50 / p99 ms | fp32 classifier on all, ms | frame / classifier | "
-                     "stream / classifier |\n|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+                     f"stream / classifier | stream, {STREAM_WORKERS} workers, fps | p50 / p99 ms | "
+                     f"{STREAM_WORKERS} workers / classifier |\n"
+                     "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in report["stream"]:
             pf, st, cl = r["per_frame"], r["stream"], r["classifier_all"]
+            sw = r.get("stream_workers")
+            tail = (f" {sw['fps']:.1f} | {sw['p50_ms']:.0f} / {sw['p99_ms']:.0f} | {r['ratio_stream_workers']:.2f} |"
+                    if sw else " n/a | n/a | n/a |")
             lines.append(f"| {r['size']} | {r['stride']} | {r.get('model', 'default')} | {r['backend']} | "
                          f"{'on' if r['flat_gate'] > 0 else 'off'} | "
                          f"{r['patches']} | "
                          f"{100 * r['classified_share']:.0f}% | {pf['fps']:.1f} | {pf['p50_ms']:.0f} / "
                          f"{pf['p99_ms']:.0f} | {st['fps']:.1f} | {st['p50_ms']:.0f} / {st['p99_ms']:.0f} | "
-                         f"{cl['p50_ms']:.0f} | {r['ratio_per_frame']:.2f} | {r['ratio_stream']:.2f} |")
+                         f"{cl['p50_ms']:.0f} | {r['ratio_per_frame']:.2f} | {r['ratio_stream']:.2f} |" + tail)
     on_off = (("coarse", "Coarse levels (blur past 6 px)", "coarse_levels=0", "coarse levels on",
                lambda c: (("sharp", "sharp texture"), ("blurred", f"Gaussian {c['blur']:g} px everywhere"))),
               ("fill", "Flat fill", "fill_sigma=0", "fill on",
