@@ -78,3 +78,16 @@ def test_int8_is_refused_on_cuda_and_without_the_graph(tmp_path, info):
     (tmp_path / "blur_classifier.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="has none"):
         PatchClassifier(load_model_info(tmp_path), backend="onnxruntime-int8")
+
+
+def test_float_nodes_are_the_stem_and_the_head_of_either_network():
+    pytest.importorskip("onnx")
+    from fastdefocus.train.quantize import float_nodes
+
+    default = float_nodes(MODEL_DIRS["default"] / "blur_classifier.onnx")
+    assert default == ["/net/features/features.0/features.0.0/Conv", "/net/GlobalAveragePool", "/net/Flatten",
+                       "/net/classifier/classifier.1/Gemm", "/Softmax"]  # as the shipped int8 graph was made
+    fast = float_nodes(MODEL_DIRS["fast"] / "blur_classifier.onnx")
+    assert fast == ["/net/features/features.0/features.0.0/Conv", "/net/GlobalAveragePool", "/net/Flatten",
+                    "/net/classifier/Gemm", "/Softmax"]
+    assert load_model_info(MODEL_DIRS["fast"]).metadata["metrics_heldout_int8"]["quantization"]["float_nodes"] == fast

@@ -157,3 +157,20 @@ def test_opencv_dnn_classifier_matches_onnxruntime(native, weights_dir, python_e
     sigma, _, _ = est.estimate(image)
     stats = diff_stats(sigma, result.sigma)
     assert stats["p99.9"] <= 0.01 and stats["mean"] <= 0.001, stats
+
+
+@pytest.mark.skipif(not HAS_OPENCV_DNN, reason="fastdefocus._native built without OpenCV "
+                                                "(-C cmake.define.FASTDEFOCUS_OPENCV=ON)")
+def test_opencv_dnn_runs_the_fast_model_as_onnxruntime_does(native):
+    """The fast model (a StridedCNN) through OpenCV DNN in the C++ estimator: the maps of the
+    Python estimator with ONNX Runtime, as for the default model."""
+    from fastdefocus import DefocusEstimator
+    from fastdefocus.stages.classify import MODEL_DIRS
+
+    image, _, _ = demo_scene((192, 256), seed=6)
+    result = DefocusEstimator(device="cpu", model="fast", stride=8).estimate(image)
+    est = native.Estimator(str(MODEL_DIRS["fast"]), stride=8, classifier="opencv")
+    assert est.classifier_name == "opencv-dnn"
+    sigma, _, _ = est.estimate(image)
+    stats = diff_stats(sigma, result.sigma)
+    assert stats["p99.9"] <= 0.01 and stats["mean"] <= 0.001, stats
