@@ -201,9 +201,10 @@ def test_coarse_upsample_merge_matches_cpu(region, factor, level):
     np.testing.assert_allclose(d_c.copy_to_host(), want_c, atol=1e-5)
 
 
-@pytest.mark.parametrize("shape,stride,iterations", [((24, 40), 8, 3), ((20, 36), 16, 0)])
-def test_pipeline_matches_cpu_estimator(cpu_est, shape, stride, iterations):
-    est = DefocusEstimator(device="cpu", stride=stride, iterations=iterations)
+@pytest.mark.parametrize("shape,stride,iterations,model", [((24, 40), 8, 3, "default"), ((20, 36), 16, 0, "default"),
+                                                            ((24, 40), 8, 1, "fast")])
+def test_pipeline_matches_cpu_estimator(cpu_est, shape, stride, iterations, model):
+    est = DefocusEstimator(device="cpu", stride=stride, iterations=iterations, model=model)
     img = (scene(*shape) * 255).astype(np.uint8)
     rgb = np.repeat(img[..., None], 3, axis=2)
     gpu = GpuPipeline(est.config, est.info, backend="cpu")

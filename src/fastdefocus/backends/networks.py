@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from fastdefocus.backends.mobilenetv2 import MobileNetV2
+from fastdefocus.backends.mobilenetv2 import MobileNetV2, initialise
 
 #: the networks a model file may name
 ARCHITECTURES = ("MobileNetV2", "StridedCNN")
@@ -57,15 +57,7 @@ class StridedCNN(nn.Module):
             c = int(head_channels)
         self.features = nn.Sequential(*convs)
         self.classifier = nn.Linear(c, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        initialise(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.features(x)
