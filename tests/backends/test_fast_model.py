@@ -11,7 +11,7 @@ from fastdefocus.scenes import dead_leaves
 from fastdefocus.stages.classify import MODEL_DIRS, load_model_info
 
 
-def test_fast_model_is_shipped_and_cheaper():
+def test_fast_model_is_shipped_smaller_and_as_accurate():
     fast, default = load_model_info(MODEL_DIRS["fast"]), load_model_info(MODEL_DIRS["default"])
     assert fast.architecture["name"] == "StridedCNN" and fast.width_mult is None
     assert default.architecture["name"] == "MobileNetV2" and default.width_mult == 0.5

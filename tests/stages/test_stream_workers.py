@@ -83,3 +83,16 @@ def test_workers_are_checked_and_bad_frames_come_after_the_good_ones(est, frames
         for r in est.stream(iter(bad), workers=2):
             got.append(r)
     assert len(got) == 3
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_a_failing_source_still_gives_the_frames_before_it(est, frames, workers):
+    def source():
+        yield from frames[:3]
+        raise OSError("the camera went away")
+
+    got = []
+    with pytest.raises(OSError, match="the camera went away"):
+        for r in est.stream(source(), workers=workers):
+            got.append(r)
+    assert len(got) == 3

@@ -160,6 +160,13 @@ def test_distilled_strided_network_trains_exports_and_loads(tmp_path, monkeypatc
     assert sum("probabilities of 256 patches" in m for m in logs) == 1
     train(cache, run, TrainConfig(**{**cfg.__dict__, "epochs": 2}), log=logs.append)
     assert sum("probabilities of 256 patches" in m for m in logs) == 1  # reused, not recomputed
+    key = json.loads((run / "teacher_probs.json").read_text())
+    assert key["patches"] == 256 and key["teacher_onnx_sha256"] == \
+        json.loads((MODEL_DIRS["default"] / "blur_classifier.json").read_text())["files"]["onnx"]["sha256"]
+    key["teacher_onnx_sha256"] = "another teacher"
+    (run / "teacher_probs.json").write_text(json.dumps(key))
+    train(cache, run, TrainConfig(**{**cfg.__dict__, "epochs": 2}), log=logs.append)
+    assert sum("probabilities of 256 patches" in m for m in logs) == 2  # not this teacher's: made again
     meta = finalize(cache, run, weights, docs, log=logs.append)
     assert meta["architecture"] == {"name": "StridedCNN", "layers": [[8, 2], [16, 2], [16, 2]], "stem_kernel": 3,
                                     "head_channels": 0, "num_classes": 20}
@@ -180,6 +187,49 @@ def test_distilled_strided_network_trains_exports_and_loads(tmp_path, monkeypatc
         train(cache, tmp_path / "run2", TrainConfig(**{**cfg.__dict__, "teacher": str(other)}), log=logs.append)
     with pytest.raises(ValueError, match=r"distill \(--distill\) must be in \(0, 1\], got 0"):
         train(cache, tmp_path / "run3", TrainConfig(**{**cfg.__dict__, "distill": 0.0}), log=logs.append)
+
+
+def test_training_loss_mixes_labels_and_teacher_by_distill():
+    """The distillation term is the cross-entropy with the teacher's probabilities, weighted by
+    ``distill``: with distill 1 the labels no longer count, and a teacher that agrees with the
+    network's own softmax gives the smallest loss for those logits' direction."""
+    import torch.nn.functional as F
+    from fastdefocus.train.training import TrainConfig, training_loss
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(8, 20, generator=g)
+    pos = torch.rand(8, generator=g) * 19
+    teacher = torch.softmax(torch.randn(8, 20, generator=g), dim=1)
+    labels = training_loss(logits, pos, TrainConfig())
+    ce = -(teacher * F.log_softmax(logits, 1)).sum(1).mean()
+    assert torch.allclose(training_loss(logits, pos, TrainConfig(distill=1.0), teacher), ce)
+    half = training_loss(logits, pos, TrainConfig(distill=0.5), teacher)
+    assert torch.allclose(half, 0.5 * labels + 0.5 * ce)
+    assert not torch.allclose(half, labels)
+    # other labels change the label part only
+    assert torch.allclose(training_loss(logits, (pos + 3) % 19, TrainConfig(distill=1.0), teacher), ce)
+
+
+def test_resume_refuses_another_network_or_teacher(tmp_path):
+    from fastdefocus.train.training import TrainConfig, check_resume
+
+    ckpt = tmp_path / "checkpoint.pt"
+    saved = TrainConfig(arch="StridedCNN", teacher="w", distill=0.5).__dict__
+    check_resume(saved, TrainConfig(arch="StridedCNN", teacher="w", distill=0.5, epochs=30), ckpt)  # epochs may change
+    with pytest.raises(ValueError, match="teacher 'w' -> ''"):
+        check_resume(saved, TrainConfig(arch="StridedCNN"), ckpt)
+    with pytest.raises(ValueError, match="distill 0.5 -> 0.9"):
+        check_resume(saved, TrainConfig(arch="StridedCNN", teacher="w", distill=0.9), ckpt)
+    with pytest.raises(ValueError, match="arch 'StridedCNN' -> 'MobileNetV2'.*give a new --run folder"):
+        check_resume(saved, TrainConfig(teacher="w"), ckpt)
+    with pytest.raises(ValueError, match="layers"):
+        check_resume(saved, TrainConfig(arch="StridedCNN", teacher="w", layers=((8, 2), (16, 2))), ckpt)
+    # a checkpoint from before networks could be chosen: a MobileNetV2 on labels alone
+    old = {k: v for k, v in TrainConfig(width_mult=0.5).__dict__.items()
+           if k not in ("arch", "layers", "stem_kernel", "head_channels", "teacher", "distill")}
+    check_resume(old, TrainConfig(width_mult=0.5), ckpt)
+    with pytest.raises(ValueError, match="width_mult 0.5 -> 0.25"):
+        check_resume(old, TrainConfig(width_mult=0.25), ckpt)
 
 
 def test_supersampled_dead_leaves_integrate_their_pixels():

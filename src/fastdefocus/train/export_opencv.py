@@ -4,7 +4,7 @@
 
 The shipped ``blur_classifier.onnx`` is exported at opset 17, where ReLU6 becomes a ``Clip`` node with
 its bounds as inputs; OpenCV before 4.7 refuses that. This graph is the same network (the weights
-of ``blur_classifier.safetensors``, :class:`fastdefocus.backends.mobilenetv2.MobileNetV2`, softmax
+of ``blur_classifier.safetensors``, the network the model file names, softmax
 included) at opset 10, where ``Clip`` takes ``min`` / ``max`` attributes. The C++ estimator's OpenCV
 DNN classifier reads it (``ModelInfo::opencv_onnx_path``); ONNX Runtime reads it too, so a model
 exported with :func:`export_portable_onnx` can be the one shipped file for both runtimes.

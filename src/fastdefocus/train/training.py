@@ -454,10 +454,44 @@ def epoch_order(n_main: int, n_mix: int, share: float, seed: int, epoch: int) ->
     return rng.permutation(np.concatenate([main, mix]))
 
 
+#: the settings a resumed run must share with its checkpoint (others, e.g. epochs, may change)
+RESUME_FIXED = ("arch", "width_mult", "layers", "stem_kernel", "head_channels", "teacher", "distill")
+
+
+def check_resume(saved: dict, cfg: TrainConfig, ckpt_path: Path) -> None:
+    """Refuse to resume a checkpoint made with another network or another distillation (a
+    checkpoint from before these settings existed was a MobileNetV2 trained on labels alone)."""
+    defaults = {"arch": "MobileNetV2", "teacher": "", "distill": TrainConfig.distill}
+    now = network_spec(cfg, 1), cfg.teacher, cfg.distill if cfg.teacher else None
+    then_cfg = {**defaults, **saved}
+    then = network_spec(then_cfg, 1), then_cfg["teacher"], then_cfg["distill"] if then_cfg["teacher"] else None
+    if now != then:
+        diff = [f"{k} {then_cfg.get(k)!r} -> {getattr(cfg, k)!r}" for k in RESUME_FIXED
+                if k in then_cfg and then_cfg.get(k) != getattr(cfg, k)]
+        raise ValueError(f"{ckpt_path} was trained with other settings ({'; '.join(diff)}): resume with the "
+                         "same network and teacher, or give a new --run folder")
+
+
+def training_loss(logits, position, cfg: TrainConfig, teacher=None):
+    """The loss of a batch: cross-entropy against ordinal soft labels (a Gaussian of width
+    ``label_tau`` levels around each patch's level position) plus ``position_weight`` x the
+    absolute error of the expected level position; with the teacher's probabilities (N, L),
+    ``(1 - distill) x`` that ``+ distill x`` the cross-entropy with them."""
+    import torch
+    import torch.nn.functional as F
+    logp = F.log_softmax(logits, dim=1)
+    k = torch.arange(logits.shape[1], dtype=logp.dtype, device=logp.device)
+    target = soft_targets(position, logits.shape[1], cfg.label_tau)
+    expected = (logp.exp() * k).sum(1)
+    loss = -(target * logp).sum(1).mean() + cfg.position_weight * (expected - position).abs().mean()
+    if teacher is None:
+        return loss
+    return (1.0 - cfg.distill) * loss + cfg.distill * -(teacher * logp).sum(1).mean()
+
+
 def train(cache_dir: Path, run_dir: Path, cfg: TrainConfig, log=print) -> Path:
     """Train (or resume) the classifier on cached patches; returns the final checkpoint."""
     import torch
-    import torch.nn.functional as F
 
     from fastdefocus.backends.networks import build_network
 
@@ -498,19 +532,26 @@ def train(cache_dir: Path, run_dir: Path, cfg: TrainConfig, log=print) -> Path:
         if not 0.0 < cfg.distill <= 1.0:
             raise ValueError(f"distill (--distill) must be in (0, 1], got {cfg.distill}")
         from fastdefocus.stages.classify import load_model_info
-        teacher_levels = load_model_info(cfg.teacher).levels
-        if list(teacher_levels) != list(levels):
-            raise ValueError(f"the teacher {cfg.teacher} has the levels {teacher_levels.tolist()}, the cache "
+        teacher = load_model_info(cfg.teacher)
+        if list(teacher.levels) != list(levels):
+            raise ValueError(f"the teacher {cfg.teacher} has the levels {teacher.levels.tolist()}, the cache "
                              f"{cache_dir} has {levels.tolist()}: they must be the same")
-        soft_path = run_dir / "teacher_probs.npy"
-        if soft_path.exists() and np.load(soft_path, mmap_mode="r").shape == (len(patches), len(levels)):
+        # the cached soft targets are those of this teacher on these patches, or they are made again
+        key = {"teacher_onnx_sha256": teacher.metadata["files"]["onnx"]["sha256"],
+               "teacher_std_floor": teacher.std_floor, "cache": str(Path(cache_dir).resolve()),
+               "cache_summary": summary, "mix_cache": str(Path(cfg.mix_cache).resolve()) if cfg.mix_cache else "",
+               "patches": int(len(patches))}
+        soft_path, key_path = run_dir / "teacher_probs.npy", run_dir / "teacher_probs.json"
+        if soft_path.exists() and key_path.exists() and json.loads(key_path.read_text()) == key:
             soft_np = np.load(soft_path)
         else:
             t0 = time.time()
-            soft_np = teacher_probabilities(cfg.teacher, patches, cfg.std_floor)
+            soft_np = teacher_probabilities(cfg.teacher, patches, teacher.std_floor)
+            key_path.unlink(missing_ok=True)
             tmp = run_dir / "teacher_probs.tmp.npy"
             np.save(tmp, soft_np)
             os.replace(tmp, soft_path)
+            key_path.write_text(json.dumps(key))  # written last: a cut-short run leaves no key
             log(f"teacher {cfg.teacher}: probabilities of {len(patches)} patches in {time.time() - t0:.0f} s")
         soft = torch.from_numpy(soft_np)
 
@@ -527,6 +568,7 @@ def train(cache_dir: Path, run_dir: Path, cfg: TrainConfig, log=print) -> Path:
     start_epoch = 0
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        check_resume(state["config"], cfg, ckpt_path)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         start_epoch = int(state["epoch"])
@@ -545,7 +587,6 @@ def train(cache_dir: Path, run_dir: Path, cfg: TrainConfig, log=print) -> Path:
         if "torch_rng" in state:  # the augmentation draws continue where they stopped
             torch.set_rng_state(state["torch_rng"].cpu())
         log(f"resumed from {ckpt_path} at epoch {start_epoch}")
-    k = torch.arange(len(levels), dtype=torch.float32, device=device)
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         t0 = time.time()
@@ -560,13 +601,8 @@ def train(cache_dir: Path, run_dir: Path, cfg: TrainConfig, log=print) -> Path:
             x = x.to(device).contiguous(memory_format=torch.channels_last)
             pos = pos.to(device)
             logits = model(x)
-            logp = F.log_softmax(logits, dim=1)
-            target = soft_targets(pos, len(levels), cfg.label_tau)
-            expected = (logp.exp() * k).sum(1)
-            loss = -(target * logp).sum(1).mean() + cfg.position_weight * (expected - pos).abs().mean()
-            if soft is not None:  # the teacher is invariant to the dihedral draw, up to its own error
-                distilled = -(soft[rows].to(device).float() * logp).sum(1).mean()
-                loss = (1.0 - cfg.distill) * loss + cfg.distill * distilled
+            # the teacher is invariant to the dihedral draw, up to its own error
+            loss = training_loss(logits, pos, cfg, None if soft is None else soft[rows].to(device).float())
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
