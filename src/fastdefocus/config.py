@@ -65,7 +65,7 @@ class EstimatorConfig:
                 "process may use)"})
     model: str = field(default="default", metadata={
         "help": "shipped model: 'default' (the paper's MobileNetV2, width 0.5) or 'fast' (a StridedCNN distilled "
-                "from it: 1.8-3x the frames per second, see docs/model_fast/MODEL.md); weights= overrides it",
+                "from it: 2-3x the frames per second, see docs/model_fast/MODEL.md); weights= overrides it",
         "choices": MODELS})
     weights: str | None = field(default=None, metadata={
         "help": "model folder (blur_classifier.json + files; None: the shipped model named by model)"})

@@ -90,7 +90,7 @@ class DefocusEstimator:
         Patches per classifier call.
     model : {"default", "fast"}
         The shipped model: "default", the paper's MobileNetV2 (width 0.5), or "fast", a plain
-        strided CNN distilled from it: 1.8-3x the frames per second, as accurate on generated
+        strided CNN distilled from it: 2-3x the frames per second, as accurate on generated
         patches, a little less on sharp photos and SYNDOF (its model card,
         docs/model_fast/MODEL.md, and the README's tables compare them). ``weights`` overrides it.
     weights : path, optional
