@@ -196,3 +196,9 @@ TEMPORAL_CUT_SHARE = 0.5
 TEMPORAL_MAX_WEIGHT = 3.0
 #: Least weight of a new frame's estimate (where its confidence is 0).
 TEMPORAL_MIN_WEIGHT = 0.05
+
+#: The fast model's network (backends.networks.StridedCNN): (channels, stride) per 3x3
+#: convolution. Of the variants of a short pilot (depthwise-separable and residual stacks, a 5x5
+#: stem, a 1x1 head, narrower channels), the second convolution at 8x8 learned best for its cost;
+#: docs/model_fast/MODEL.md. The default of StridedCNN and of fastdefocus train --layers.
+STRIDED_CNN_LAYERS = ((16, 2), (32, 2), (32, 1), (64, 2), (128, 2))

@@ -17,12 +17,13 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from fastdefocus._params import STRIDED_CNN_LAYERS
 from fastdefocus.backends.mobilenetv2 import MobileNetV2, initialise
 
 #: the networks a model file may name
 ARCHITECTURES = ("MobileNetV2", "StridedCNN")
 #: StridedCNN's (channels, stride) per convolution, as the fast model ships
-DEFAULT_LAYERS = ((16, 2), (32, 2), (32, 1), (64, 2), (128, 2))
+DEFAULT_LAYERS = STRIDED_CNN_LAYERS
 
 
 def _conv_bn_relu(in_ch: int, out_ch: int, kernel: int, stride: int) -> nn.Sequential:

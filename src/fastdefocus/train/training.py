@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from fastdefocus._params import STRIDED_CNN_LAYERS
 from fastdefocus.blur import DEFAULT_LEVELS, disc_blur, gaussian_blur, level_bins, level_position
 from fastdefocus.train.camera import LUMA, PSF_NAMES, CameraConfig, psf_kernel, psf_margin, render
 from fastdefocus.stages.classify import expected_sigma_raw
@@ -408,7 +409,7 @@ class TrainConfig:
     #: (``width_mult``) or the fast model's StridedCNN (``layers``: (channels, stride) per
     #: convolution, ``stem_kernel``, ``head_channels``)
     arch: str = "MobileNetV2"
-    layers: tuple = ((16, 2), (32, 2), (32, 1), (64, 2), (128, 2))
+    layers: tuple = STRIDED_CNN_LAYERS
     stem_kernel: int = 3
     head_channels: int = 0
     #: distil from this model (a weights folder, e.g. src/fastdefocus/weights): the loss is
@@ -423,9 +424,11 @@ def network_spec(cfg: dict | TrainConfig, num_classes: int) -> dict:
     from before networks could be chosen is a MobileNetV2)."""
     from fastdefocus.backends.networks import architecture_spec
     c = cfg if isinstance(cfg, dict) else cfg.__dict__
-    return architecture_spec(c.get("arch", "MobileNetV2"), num_classes, width_mult=c.get("width_mult", 1.0),
-                             layers=c.get("layers", TrainConfig.layers), stem_kernel=c.get("stem_kernel", 3),
-                             head_channels=c.get("head_channels", 0))
+    return architecture_spec(c.get("arch", "MobileNetV2"), num_classes,
+                             width_mult=c.get("width_mult", TrainConfig.width_mult),
+                             layers=c.get("layers", TrainConfig.layers),
+                             stem_kernel=c.get("stem_kernel", TrainConfig.stem_kernel),
+                             head_channels=c.get("head_channels", TrainConfig.head_channels))
 
 
 def teacher_probabilities(weights_dir: str | Path, patches_u8: np.ndarray, std_floor: float,
