@@ -17,6 +17,7 @@
 #include "fastdefocus/filters.hpp"
 #include "fastdefocus/stages.hpp"
 #include "internal.hpp"
+#include "scratch.hpp"
 
 namespace fastdefocus {
 
@@ -96,7 +97,7 @@ struct Estimator::Impl {
     std::shared_ptr<std::vector<float>> flat_probs;
     std::mutex flat_mutex;
     // The coarse levels (stages/coarse.py raise_with_coarse_levels) on a finished map.
-    int raise_with_coarse_levels(Result& result, const std::vector<float>& lum);
+    int raise_with_coarse_levels(Result& result, const float* lum);
 };
 
 namespace {
@@ -164,12 +165,12 @@ namespace {
 
 // Per patch of the (ny, nx) grid: 1 when all its pixels in `now` equal those in `before`
 // (both padded, ph x pw), compared cell by cell (stride x stride) with memcmp.
-std::vector<unsigned char> unchanged_patches(const std::vector<float>& now, const std::vector<float>& before,
+std::vector<unsigned char> unchanged_patches(const float* now, const std::vector<float>& before,
                                              int64_t ph, int64_t pw, int64_t ny, int64_t nx, int64_t p, int64_t s) {
     const int64_t k = p / s, cy = ph / s, cx = pw / s;
     std::vector<unsigned char> cell(static_cast<std::size_t>(cy * cx), 1);
     for (int64_t y = 0; y < ph; ++y) {
-        const float* a = now.data() + y * pw;
+        const float* a = now + y * pw;
         const float* b = before.data() + y * pw;
         for (int64_t X = 0; X < cx; ++X) {
             unsigned char& c = cell[static_cast<std::size_t>((y / s) * cx + X)];
@@ -220,11 +221,12 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
                                     " (the patch grid " + std::to_string(ny) + " x " + std::to_string(nx) +
                                     " by the model's levels), got " + std::to_string(given_n) + " x " +
                                     std::to_string(given_levels));
-    std::vector<float> lum(static_cast<std::size_t>(h * w));
+    // the frame's planes come from the thread's scratch pool (scratch.hpp): a stream reuses them
+    detail::Scratch<float> lum(static_cast<std::size_t>(h * w));
     stages::luminance(image, lum.data(), threads);
-    std::vector<float> filtered;
+    detail::Scratch<float> filtered;
     if (o.sigma0 > 0) {
-        filtered.resize(lum.size());
+        filtered = detail::Scratch<float>(lum.size());
         stages::gaussian_blur(lum.data(), filtered.data(), h, w, o.sigma0, threads);
     }
     const float* source = o.sigma0 > 0 ? filtered.data() : lum.data();
@@ -233,13 +235,13 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
 
     // ---- patches (extracted batch by batch, classified right away) and their statistics
     const int64_t ph = (ny + k - 1) * s, pw = (nx + k - 1) * s;
-    std::vector<float> padded_source(static_cast<std::size_t>(ph * pw));
+    detail::Scratch<float> padded_source(static_cast<std::size_t>(ph * pw));
     stages::pad_reflect(source, h, w, padded_source.data(), ph, pw);
     const stages::PatchStatistics stats =
         stages::patch_statistics(padded_source.data(), ph, pw, ny, nx, p, s, model.flat_std, threads);
     double t_patches = seconds_since(t1);
     double t_classify = 0;
-    std::vector<float> probs;
+    detail::Scratch<float> probs;
     const float* P = given;
     result.patches = npatch;  // patches_classified stays 0 when the probabilities are given
     if (given != nullptr)
@@ -256,7 +258,7 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
         std::vector<unsigned char> same;
         // (the same estimator, hence stride and levels, and the same padded size: the same grid)
         const bool reusing = cache != nullptr && cache->owner == this && cache->ph == ph && cache->pw == pw;
-        if (reusing) same = unchanged_patches(padded_source, cache->padded, ph, pw, ny, nx, p, s);
+        if (reusing) same = unchanged_patches(padded_source.data(), cache->padded, ph, pw, ny, nx, p, s);
         const bool gating = o.flat_gate > 0 || reusing;
         if (gating) {
             keep.reserve(static_cast<std::size_t>(npatch));
@@ -266,9 +268,10 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
         const int64_t nclass = gating ? static_cast<int64_t>(keep.size()) : npatch;
         result.patches_classified = nclass;
         const int64_t batch = std::max<int64_t>(1, std::min<int64_t>(o.batch_size, nclass));
-        std::vector<float> patches(static_cast<std::size_t>(batch * p * p));
-        std::vector<float> rows(gating ? static_cast<std::size_t>(batch * L) : 0);
-        probs.assign(static_cast<std::size_t>(npatch * L), std::numeric_limits<float>::quiet_NaN());
+        detail::Scratch<float> patches(static_cast<std::size_t>(batch * p * p));
+        detail::Scratch<float> rows(gating ? static_cast<std::size_t>(batch * L) : 0);
+        probs = detail::Scratch<float>(static_cast<std::size_t>(npatch * L));
+        std::fill(probs.begin(), probs.end(), std::numeric_limits<float>::quiet_NaN());
         for (int64_t start = 0; start < nclass; start += batch) {
             const int64_t n = std::min(batch, nclass - start);
             const auto ta = clock::now();
@@ -305,8 +308,8 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
             cache->owner = this;
             cache->ph = ph;
             cache->pw = pw;
-            cache->padded = padded_source;
-            cache->probs = probs;
+            cache->padded.assign(padded_source.begin(), padded_source.end());  // keeps its capacity
+            cache->probs.assign(probs.begin(), probs.end());
         }
         {
             for (float v : probs)
@@ -321,8 +324,8 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
     const auto t3 = clock::now();
 
     // ---- classify outputs -> splat
-    std::vector<float> sigma_patch(static_cast<std::size_t>(npatch));
-    std::vector<double> conf_patch(static_cast<std::size_t>(npatch)), splat_weight(static_cast<std::size_t>(npatch));
+    detail::Scratch<float> sigma_patch(static_cast<std::size_t>(npatch));
+    detail::Scratch<double> conf_patch(static_cast<std::size_t>(npatch)), splat_weight(static_cast<std::size_t>(npatch));
     const float s0sq = static_cast<float>(o.sigma0 * o.sigma0);
     const double flat = model.flat_std;
     for (int64_t i = 0; i < npatch; ++i) {
@@ -346,7 +349,7 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
         stages::splat(sigma_patch.data(), splat_weight.data(), ny, nx, p, s, params::kSplatLift,
                       stats.patch_sharpness.data(), stats.cell_sharpness.data(), params::kMatchTau, 1e-6, threads);
     const int64_t cy = ny + k - 1, cx = nx + k - 1;
-    std::vector<float> cell_conf(static_cast<std::size_t>(cy * cx));
+    detail::Scratch<float> cell_conf(static_cast<std::size_t>(cy * cx));
     {
         const std::vector<double> num = stages::tent_sum(conf_patch.data(), ny, nx, p, s);
         const std::vector<double> ones(static_cast<std::size_t>(npatch), 1.0);
@@ -357,12 +360,12 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
     result.timings.splat = std::chrono::duration<double>(t4 - t3).count();
 
     // ---- refine
-    std::vector<float> guide(static_cast<std::size_t>(ph * pw));
+    detail::Scratch<float> guide(static_cast<std::size_t>(ph * pw));
     stages::pad_reflect(lum.data(), h, w, guide.data(), ph, pw);
-    std::vector<float> dense(static_cast<std::size_t>(ph * pw));
+    detail::Scratch<float> dense(static_cast<std::size_t>(ph * pw));
     stages::refine(cells.values.data(), cells.weights.data(), cy, cx, guide.data(), s, o.radius, o.eps, o.iterations,
                    dense.data(), threads);
-    std::vector<float> dense_conf(static_cast<std::size_t>(ph * pw));
+    detail::Scratch<float> dense_conf(static_cast<std::size_t>(ph * pw));
     stages::resize_linear(cell_conf.data(), cy, cx, dense_conf.data(), ph, pw, threads);
     result.height = h;
     result.width = w;
@@ -391,7 +394,7 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
 
     // ---- coarse levels (only where the map saturates)
     const auto t6 = clock::now();
-    if (o.coarse_levels > 0) result.coarse_levels_run = raise_with_coarse_levels(result, lum);
+    if (o.coarse_levels > 0) result.coarse_levels_run = raise_with_coarse_levels(result, lum.data());
     result.sigma_max = model.sigma_max() * static_cast<double>(int64_t{1} << o.coarse_levels);
     result.timings.coarse = seconds_since(t6);
     result.timings.total = seconds_since(t0);
@@ -411,7 +414,7 @@ std::vector<float> Estimator::Impl::flat_probabilities() {
     return *flat_probs;
 }
 
-int Estimator::Impl::raise_with_coarse_levels(Result& result, const std::vector<float>& lum) {
+int Estimator::Impl::raise_with_coarse_levels(Result& result, const float* lum) {
     const int64_t h = result.height, w = result.width, p = model.patch_size;
     Impl level;  // the estimator at the coarse scale: no snap, pre-filter or levels of its own
     level.model = model;
@@ -433,7 +436,7 @@ int Estimator::Impl::raise_with_coarse_levels(Result& result, const std::vector<
         const int64_t ph = (rh + f - 1) / f * f, pw = (rw + f - 1) / f * f;
         std::vector<float> crop(static_cast<std::size_t>(rh * rw));
         for (int64_t y = 0; y < rh; ++y)
-            std::copy_n(lum.data() + (r.y0 + y) * w + r.x0, rw, crop.data() + y * rw);
+            std::copy_n(lum + (r.y0 + y) * w + r.x0, rw, crop.data() + y * rw);
         std::vector<float> padded(static_cast<std::size_t>(ph * pw));
         stages::pad_reflect(crop.data(), rh, rw, padded.data(), ph, pw);
         std::vector<float> small(static_cast<std::size_t>((ph / f) * (pw / f)));

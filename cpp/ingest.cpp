@@ -13,6 +13,7 @@
 
 #include "fastdefocus/stages.hpp"
 #include "internal.hpp"
+#include "scratch.hpp"
 
 namespace fastdefocus {
 namespace stages {
@@ -213,7 +214,7 @@ void gaussian_blur(const float* src, float* dst, int64_t h, int64_t w, double si
     // cv2.sepFilter2D converts the kernel to float32 and filters rows, then columns
     std::vector<float> k(k64.begin(), k64.end());
     const int64_t r = static_cast<int64_t>(k.size() / 2), ks = static_cast<int64_t>(k.size());
-    std::unique_ptr<float[]> tmp(new float[static_cast<std::size_t>(h * w)]);
+    detail::Scratch<float> tmp(static_cast<std::size_t>(h * w));
     std::vector<int64_t> cols(static_cast<std::size_t>(w + 2 * r));
     for (int64_t x = 0; x < w + 2 * r; ++x) cols[x] = reflect_index(x - r, w);
     const float* kp = k.data();

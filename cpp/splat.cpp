@@ -15,6 +15,7 @@
 
 #include "fastdefocus/stages.hpp"
 #include "internal.hpp"
+#include "scratch.hpp"
 
 namespace fastdefocus {
 namespace stages {
@@ -214,7 +215,7 @@ PatchStatistics patch_statistics(const float* padded, int64_t ph, int64_t pw, in
     for (int64_t o : offsets) g = std::gcd(g, o);
     if (half > 0) g = std::gcd(g, half);
 
-    std::unique_ptr<float[]> coarse(new float[static_cast<std::size_t>(ph * pw)]);
+    detail::Scratch<float> coarse(static_cast<std::size_t>(ph * pw));
     gaussian_blur(padded, coarse.get(), ph, pw, params::kSharpnessBlur, threads);
     const BlockTables bt = block_tables(padded, coarse.get(), ph, pw, g, threads);
 

@@ -23,8 +23,7 @@ from fastdefocus.io.video import prefetched, video_frames
 from fastdefocus.result import DefocusResult
 from fastdefocus.stages.classify import MODEL_DIRS, load_model_info
 from fastdefocus.stages.coarse import sigma_range
-from fastdefocus.stages.ingest import to_luminance
-from fastdefocus.stages.pipeline import checked_luminance
+from fastdefocus.stages.pipeline import checked_native_image
 
 
 #: Working memory that the default pixel limit allows one estimate, in bytes.
@@ -229,9 +228,9 @@ class DefocusEstimator:
     def _estimate_cpu(self, image, channel_order: str, cache=None) -> DefocusResult:
         """The CPU estimate (the native pipeline); ``cache``: a stream's ``_native.StreamCache``."""
         t0 = time.perf_counter()
-        lum = checked_luminance(self, image, channel_order)
+        arr, bgr = checked_native_image(self, image, channel_order)
         t1 = time.perf_counter()
-        sigma, confidence, timings = self._native.estimate(lum, cache=cache)
+        sigma, confidence, timings = self._native.estimate(arr, bgr=bgr, cache=cache)
         counts = {"patches": timings.pop("patches_total"), "classified": timings.pop("patches_classified"),
                   "reused": timings.pop("patches_reused"), "coarse_levels": timings.pop("coarse_levels_run")}
         timings["ingest"] += t1 - t0
@@ -376,8 +375,9 @@ class DefocusEstimator:
             while True:
                 try:
                     index, frame = next(source)
-                    lum = to_luminance(frame, name=f"frame {index}", max_pixels=self.max_pixels,
-                                       channel_order=channel_order)
+                    arr, bgr = checked_native_image(self, frame, channel_order, name=f"frame {index}")
+                    # the native ingest's luminance, bit for bit to_luminance's
+                    lum = _native.stage_luminance(arr, bgr=bgr, threads=self.threads)
                     if first_shape is None:
                         first_shape = lum.shape
                     elif lum.shape != first_shape:

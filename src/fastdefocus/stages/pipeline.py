@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from fastdefocus._params import SPLAT_LIFT
-from fastdefocus._validate import check_channel_order, check_pixel_count
+from fastdefocus._validate import check_channel_order, check_image, check_pixel_count
 from fastdefocus.blur import gaussian_blur
 from fastdefocus.stages.classify import apply_calibration, confidence_from_probs, expected_sigma_raw
 from fastdefocus.stages.coarse import raise_with_coarse_levels
@@ -21,18 +21,40 @@ from fastdefocus.stages.snap import snap_boundaries
 from fastdefocus.stages.splat import energy_tables, patch_statistics, sharpness_maps, splat, tent_sum
 
 
-def checked_luminance(est, image, channel_order: str = "rgb") -> np.ndarray:
-    """The luminance of ``image`` (float32 (H, W)), validated: within ``est.max_pixels``, also
-    once padded to a patch (thin images are: that is what costs memory; one patch's worth is
-    always allowed). The CPU estimator hands it to the native pipeline."""
-    channel_order = check_channel_order(channel_order)
-    lum = to_luminance(image, max_pixels=est.max_pixels, channel_order=channel_order)
-    h, w = lum.shape
+def _check_padded_size(est, h: int, w: int) -> None:
+    """Within ``est.max_pixels`` also once padded to a patch (thin images are: that is what costs
+    memory; one patch's worth is always allowed)."""
     p = est.patch_size
     if est.max_pixels is not None:
         check_pixel_count(max(h, p), max(w, p), max(est.max_pixels, p * p),
                           name=f"image padded to the {p}-px patch")
+
+
+def checked_luminance(est, image, channel_order: str = "rgb") -> np.ndarray:
+    """The luminance of ``image`` (float32 (H, W)), validated: within ``est.max_pixels``, also
+    once padded to a patch. The NumPy reference of :func:`checked_native_image`."""
+    channel_order = check_channel_order(channel_order)
+    lum = to_luminance(image, max_pixels=est.max_pixels, channel_order=channel_order)
+    _check_padded_size(est, *lum.shape)
     return lum
+
+
+#: Pixel types the native pipeline reads as they are (its luminance is bit for bit
+#: :func:`to_luminance`'s: ``tests/cpp/test_stages.py``).
+_NATIVE_DTYPES = (np.dtype(np.uint8), np.dtype("=u2"), np.dtype("=f4"))
+
+
+def checked_native_image(est, image, channel_order: str = "rgb", name: str = "image") -> tuple[np.ndarray, bool]:
+    """``image`` validated as :func:`checked_luminance` validates it, for the native pipeline:
+    ``(array, bgr)``. uint8, uint16 and float32 arrays are handed over as they are (the
+    native ingest makes their luminance, without NumPy's passes over the frame); other dtypes
+    as their luminance (float32 (H, W), ``bgr`` False)."""
+    channel_order = check_channel_order(channel_order)
+    arr = check_image(image, name, max_pixels=est.max_pixels)
+    if arr.dtype not in _NATIVE_DTYPES:
+        arr, channel_order = to_luminance(arr, name, est.max_pixels, channel_order), "rgb"
+    _check_padded_size(est, arr.shape[0], arr.shape[1])
+    return arr, channel_order == "bgr"
 
 
 def estimate_numpy(est, image, *, channel_order: str = "rgb"):
