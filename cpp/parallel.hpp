@@ -19,13 +19,23 @@ namespace detail {
 // Minimum number of pixels before work is split between threads.
 constexpr std::int64_t kMinParallelPixels = 1 << 15;
 
+// Runs fn(arg) on the calling thread and on up to `helpers` threads of a pool kept for the
+// process (started on first need, idle on a condition variable between calls, never
+// spinning), and returns once every pool thread that started fn(arg) has returned from it.
+// A pool thread that is busy (another call, a nested one) when the caller has finished its
+// own share does not start it at all: fn must do whatever work is left on any thread that
+// runs it (parallel_chunks' workers take chunks until none is left), and must not throw.
+// A child process made by fork() starts a pool of its own.
+void run_with_helpers(int helpers, void (*fn)(void*), void* arg);
+
 // Runs body(state, chunk) for every chunk in [0, nchunks) on up to `nt`
 // workers that take chunks dynamically (a late or descheduled worker does
 // not hold the others up); each worker builds its own state once with
 // make_state().  The first exception thrown by any worker is rethrown.
 //
-// Workers are std::threads started per call (joined, never spinning), or an
-// OpenMP team when built with FASTDEFOCUS_OPENMP=ON.
+// Workers are the calling thread and threads of the pool of run_with_helpers (starting a
+// thread per call cost some 70 us per parallel stage, a few ms per frame), or an OpenMP team
+// when built with FASTDEFOCUS_OPENMP=ON.
 template <class MakeState, class Body>
 void parallel_chunks(int nt, std::int64_t nchunks, MakeState&& make_state, Body&& body) {
     if (nchunks <= 0) return;
@@ -54,15 +64,8 @@ void parallel_chunks(int nt, std::int64_t nchunks, MakeState&& make_state, Body&
 #pragma omp parallel num_threads(nt)
     { worker(); }
 #else
-    std::vector<std::thread> pool;
-    pool.reserve(static_cast<std::size_t>(nt - 1));
-    try {
-        for (int i = 1; i < nt; ++i) pool.emplace_back(worker);
-    } catch (...) {
-        // could not start more threads: the ones started and this one finish the work
-    }
-    worker();
-    for (auto& t : pool) t.join();
+    using Worker = decltype(worker);
+    run_with_helpers(nt - 1, [](void* w) { (*static_cast<Worker*>(w))(); }, &worker);
 #endif
     if (error) std::rethrow_exception(error);
 }

@@ -9,7 +9,6 @@
 #include <string>
 #include <vector>
 
-#include "box_engine.hpp"
 #include "fastdefocus/stages.hpp"
 #include "internal.hpp"
 #include "scratch.hpp"
@@ -203,199 +202,89 @@ void min_max_filter(const float* src, int64_t h, int64_t w, int64_t radius, floa
 
 namespace {
 
-// The snap's window means run on the box-sum engine (box_engine.hpp) with sources and sinks
-// that compute the snap's per-pixel quantities on the fly (the NumPy stage's float32 math in
-// its order; the window sums in double, as box_filter's): no intermediate planes.
-
 // Squared forward differences to the right and down neighbours (0 beyond the last column /
-// row) of the luminance and of its blur (snap.py _pair_energy before its 3 x 3 mean).
-struct PairEnergySource {
-    static constexpr int K = 2;
-    const float* lum;
-    const float* blurred;
-    int64_t h, w;
-    struct Row {
-        const float* __restrict l;
-        const float* __restrict l1;  // the next row, or nullptr on the last
-        const float* __restrict b;
-        const float* __restrict b1;
-        int64_t w;
-        static inline float energy(const float* r, const float* r1, int64_t x, int64_t w) {
-            float e = 0.0f;
-            if (x + 1 < w) {
-                const float d = r[x + 1] - r[x];
-                e = d * d;
+// row), summed over a 3 x 3 box (snap.py _pair_energy).
+void pair_energy(const float* lum, int64_t h, int64_t w, float* out, int threads) {
+    Buffer e = buffer(h * w);
+    detail::for_rows(threads, h, w, [&](int64_t y0, int64_t y1) {
+        for (int64_t y = y0; y < y1; ++y) {
+            const float* l = lum + y * w;
+            float* o = e.get() + y * w;
+            for (int64_t x = 0; x + 1 < w; ++x) {
+                const float d = l[x + 1] - l[x];
+                o[x] = d * d;
             }
-            if (r1 != nullptr) {
-                const float d = r1[x] - r[x];
-                const float d2 = d * d;
-                e = e + d2;
+            o[w - 1] = 0.0f;
+            if (y + 1 < h) {
+                const float* l1 = l + w;
+                for (int64_t x = 0; x < w; ++x) {
+                    const float d = l1[x] - l[x];
+                    const float d2 = d * d;
+                    o[x] = o[x] + d2;
+                }
             }
-            return e;
         }
-        inline void operator()(int64_t x, double* q) const {
-            q[0] = energy(l, l1, x, w);
-            q[1] = energy(b, b1, x, w);
-        }
-    };
-    Row row(int64_t k) const {
-        const bool last = k + 1 >= h;
-        return Row{lum + k * w, last ? nullptr : lum + (k + 1) * w, blurred + k * w,
-                   last ? nullptr : blurred + (k + 1) * w, w};
-    }
-};
+    });
+    box_filter(e.get(), out, h, w, 1, threads);
+}
 
-// q = log((blurred energy + floor) / (energy + floor)) from the 3 x 3 means.
-struct EvidenceSink {
-    float* out;
-    int64_t w;
-    double inv_count;
-    float floor;
-    struct Row {
-        float* __restrict out;
-        double inv_count;
-        float floor;
-        inline void operator()(int64_t x, const double* s) const {
-            const float energy = static_cast<float>(s[0] * inv_count);
-            const float blurred = static_cast<float>(s[1] * inv_count);
-            out[x] = std::log((blurred + floor) / (energy + floor));
-        }
-    };
-    Row row(int64_t y) const { return Row{out + y * w, inv_count, floor}; }
-};
 
 struct SnapConstants {
     float tiny, min_span, ref_lo, ref_hi, band_lo, band_hi, min_share, min_contrast;
 };
 
-// Position of sigma in its window's [lo, hi] (0 where the span is below tiny).
-inline float snap_position(float sigma, float lo, float hi, const SnapConstants& k) {
-    const float span = hi - lo;
-    const float d = sigma - lo;
-    return d / (span > k.tiny ? span : k.tiny);
+// pos, the reference masks near_lo / near_hi and q times them, for pixels [b, e).
+void snap_sides(const float* __restrict sigma, const float* __restrict q, const float* __restrict lo,
+                const float* __restrict hi, float* __restrict pos, float* __restrict near_lo,
+                float* __restrict near_hi, float* __restrict q_lo, float* __restrict q_hi, int64_t b, int64_t e,
+                SnapConstants k) {
+    for (int64_t i = b; i < e; ++i) {
+        const float span = hi[i] - lo[i];
+        const float d = sigma[i] - lo[i];
+        const float p = d / (span > k.tiny ? span : k.tiny);
+        const float zone = span > k.min_span ? 1.0f : 0.0f;
+        const float a = p < k.ref_lo ? zone : 0.0f;
+        const float c = p > k.ref_hi ? zone : 0.0f;
+        pos[i] = p;
+        near_lo[i] = a;
+        near_hi[i] = c;
+        q_lo[i] = q[i] * a;
+        q_hi[i] = q[i] * c;
+    }
 }
 
-// The reference masks near_lo / near_hi and q times them (before their window means).
-struct SnapSidesSource {
-    static constexpr int K = 4;
-    const float* sigma;
-    const float* q;
-    const float* lo;
-    const float* hi;
-    int64_t w;
-    SnapConstants k;
-    struct Row {
-        const float* __restrict sigma;
-        const float* __restrict q;
-        const float* __restrict lo;
-        const float* __restrict hi;
-        SnapConstants k;
-        inline void operator()(int64_t x, double* out) const {
-            const float p = snap_position(sigma[x], lo[x], hi[x], k);
-            const float zone = hi[x] - lo[x] > k.min_span ? 1.0f : 0.0f;
-            const float a = p < k.ref_lo ? zone : 0.0f;
-            const float c = p > k.ref_hi ? zone : 0.0f;
-            out[0] = a;
-            out[1] = c;
-            out[2] = q[x] * a;
-            out[3] = q[x] * c;
-        }
-    };
-    Row row(int64_t r) const { return Row{sigma + r * w, q + r * w, lo + r * w, hi + r * w, k}; }
-};
-
-// From the window means of the masks: t (before its 3 x 3 mean) and the snap condition (1 / 0).
-struct SnapWeightsSink {
-    const float* sigma;
-    const float* q;
-    const float* lo;
-    const float* hi;
-    float* t;
-    float* cond;
-    int64_t w;
-    double inv_count;
-    SnapConstants k;
-    struct Row {
-        const float* __restrict sigma;
-        const float* __restrict q;
-        const float* __restrict lo;
-        const float* __restrict hi;
-        float* __restrict t;
-        float* __restrict cond;
-        double inv_count;
-        SnapConstants k;
-        inline void operator()(int64_t x, const double* s) const {
-            const float n_lo = static_cast<float>(s[0] * inv_count);
-            const float n_hi = static_cast<float>(s[1] * inv_count);
-            const float m_lo = static_cast<float>(s[2] * inv_count);
-            const float m_hi = static_cast<float>(s[3] * inv_count);
-            const float ql = m_lo / (n_lo > k.tiny ? n_lo : k.tiny);
-            const float qh = m_hi / (n_hi > k.tiny ? n_hi : k.tiny);
-            const float c = qh - ql;
-            const float v = (q[x] - ql) / (c > k.tiny ? c : k.tiny);
-            t[x] = v > 0.0f ? (v < 1.0f ? v : 1.0f) : 0.0f;
-            const float pos = snap_position(sigma[x], lo[x], hi[x], k);
-            float ok = hi[x] - lo[x] > k.min_span ? 1.0f : 0.0f;
-            ok = n_lo > k.min_share ? ok : 0.0f;
-            ok = n_hi > k.min_share ? ok : 0.0f;
-            ok = c > k.min_contrast ? ok : 0.0f;
-            ok = pos > k.band_lo ? ok : 0.0f;
-            ok = pos < k.band_hi ? ok : 0.0f;
-            cond[x] = ok;
-        }
-    };
-    Row row(int64_t y) const {
-        const int64_t o = y * w;
-        return Row{sigma + o, q + o, lo + o, hi + o, t + o, cond + o, inv_count, k};
+// t (before its 3 x 3 mean) and the snap condition (1 or 0) for pixels [b, e).
+void snap_weights(const float* __restrict q, const float* __restrict lo, const float* __restrict hi,
+                  const float* __restrict pos, const float* __restrict n_lo, const float* __restrict n_hi,
+                  const float* __restrict m_lo, const float* __restrict m_hi, float* __restrict t,
+                  float* __restrict cond, int64_t b, int64_t e, SnapConstants k) {
+    for (int64_t i = b; i < e; ++i) {
+        const float ql = m_lo[i] / (n_lo[i] > k.tiny ? n_lo[i] : k.tiny);
+        const float qh = m_hi[i] / (n_hi[i] > k.tiny ? n_hi[i] : k.tiny);
+        const float c = qh - ql;
+        const float v = (q[i] - ql) / (c > k.tiny ? c : k.tiny);
+        t[i] = v > 0.0f ? (v < 1.0f ? v : 1.0f) : 0.0f;
+        const float span = hi[i] - lo[i];
+        float ok = span > k.min_span ? 1.0f : 0.0f;
+        ok = n_lo[i] > k.min_share ? ok : 0.0f;
+        ok = n_hi[i] > k.min_share ? ok : 0.0f;
+        ok = c > k.min_contrast ? ok : 0.0f;
+        ok = pos[i] > k.band_lo ? ok : 0.0f;
+        ok = pos[i] < k.band_hi ? ok : 0.0f;
+        cond[i] = ok;
     }
-};
+}
 
-struct PlaneSource {
-    static constexpr int K = 1;
-    const float* p;
-    int64_t w;
-    struct Row {
-        const float* __restrict p;
-        inline void operator()(int64_t x, double* q) const { q[0] = p[x]; }
-    };
-    Row row(int64_t k) const { return Row{p + k * w}; }
-};
-
-// out = cond ? lo + mean3x3(t) * (hi - lo) : sigma (out may be sigma: each pixel reads its own).
-struct SnapApplySink {
-    const float* sigma;
-    const float* lo;
-    const float* hi;
-    const float* cond;
-    float* out;
-    int64_t w;
-    double inv_count;
-    struct Row {
-        const float* sigma;
-        const float* __restrict lo;
-        const float* __restrict hi;
-        const float* __restrict cond;
-        float* out;
-        double inv_count;
-        inline void operator()(int64_t x, const double* s) const {
-            const float t = static_cast<float>(s[0] * inv_count);
-            const float span = hi[x] - lo[x];
-            const float d = t * span;
-            const float snapped = lo[x] + d;
-            const float v = sigma[x];
-            out[x] = cond[x] != 0.0f ? snapped : v;
-        }
-    };
-    Row row(int64_t y) const {
-        const int64_t o = y * w;
-        return Row{sigma + o, lo + o, hi + o, cond + o, out + o, inv_count};
+// out = cond ? lo + t * (hi - lo) : sigma for pixels [b, e) (out may be sigma).
+void snap_apply(const float* sigma, const float* __restrict lo, const float* __restrict hi,
+                const float* __restrict cond, const float* __restrict t, float* out, int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+        const float span = hi[i] - lo[i];
+        const float d = t[i] * span;
+        const float snapped = lo[i] + d;
+        const float s = sigma[i];
+        out[i] = cond[i] != 0.0f ? snapped : s;
     }
-};
-
-template <class Source, class Sink>
-void box_sums(const Source& src, const Sink& sink, int64_t h, int64_t w, int64_t r, int threads) {
-    const detail::box::HorizontalPlan hp = detail::box::make_horizontal_plan(w, r);
-    detail::box::run_single(detail::resolve_threads(threads, h, h * w), src, sink, h, w, r, hp);
 }
 
 }  // namespace
@@ -403,11 +292,19 @@ void box_sums(const Source& src, const Sink& sink, int64_t h, int64_t w, int64_t
 void snap_evidence(const float* lum, int64_t h, int64_t w, float* out, int threads) {
     detail::require_image(lum, "snap_evidence: luminance", h, w);
     detail::require_image(out, "snap_evidence: out", h, w);
-    Buffer blurred = buffer(h * w);
-    gaussian_blur(lum, blurred.get(), h, w, params::kSharpnessBlur, threads);
-    box_sums(PairEnergySource{lum, blurred.get(), h, w},
-             EvidenceSink{out, w, detail::box::inverse_window_size(1), static_cast<float>(params::kSnapEnergyFloor)},
-             h, w, 1, threads);
+    const int64_t n = h * w;
+    Buffer energy = buffer(n), blurred = buffer(n), tmp = buffer(n);
+    pair_energy(lum, h, w, energy.get(), threads);
+    gaussian_blur(lum, tmp.get(), h, w, params::kSharpnessBlur, threads);
+    pair_energy(tmp.get(), h, w, blurred.get(), threads);
+    const float floor = static_cast<float>(params::kSnapEnergyFloor);
+    detail::for_rows(threads, h, w, [&](int64_t y0, int64_t y1) {
+        for (int64_t i = y0 * w; i < y1 * w; ++i) {
+            const float num = blurred[i] + floor;
+            const float den = energy[i] + floor;
+            out[i] = std::log(num / den);
+        }
+    });
 }
 
 void snap_boundaries(const float* sigma, const float* lum, int64_t h, int64_t w, int radius, float* out,
@@ -421,12 +318,16 @@ void snap_boundaries(const float* sigma, const float* lum, int64_t h, int64_t w,
         if (out != sigma) std::memcpy(out, sigma, static_cast<std::size_t>(n) * sizeof(float));
         return;
     }
-    Buffer scratch = buffer(5 * n);  // q, lo, hi, t, cond
+    // scratch: q, lo, hi, pos, then four planes for the window means and their inputs
+    Buffer scratch = buffer(8 * n);
     float* const q = scratch.get();
     float* const lo = q + n;
     float* const hi = lo + n;
-    float* const t = hi + n;
-    float* const cond = t + n;
+    float* const pos = hi + n;
+    float* const p0 = pos + n;  // near_lo, then its mean n_lo
+    float* const p1 = p0 + n;   // near_hi, then n_hi
+    float* const p2 = p1 + n;   // q * near_lo, then ...
+    float* const p3 = p2 + n;   // q * near_hi
     snap_evidence(lum, h, w, q, threads);
     min_max_filter(sigma, h, w, radius, lo, hi, threads);
     // NumPy compares float32 arrays with Python floats in float32
@@ -439,12 +340,27 @@ void snap_boundaries(const float* sigma, const float* lum, int64_t h, int64_t w,
     k.band_hi = static_cast<float>(1.0 - params::kSnapBand);
     k.min_share = static_cast<float>(params::kSnapMinShare);
     k.min_contrast = static_cast<float>(params::kSnapMinContrast);
+    detail::for_rows(threads, h, w, [&](int64_t y0, int64_t y1) {
+        snap_sides(sigma, q, lo, hi, pos, p0, p1, p2, p3, y0 * w, y1 * w, k);
+    });
     const int64_t box_r = static_cast<int64_t>(radius) + params::kSnapReferenceMargin;
-    box_sums(SnapSidesSource{sigma, q, lo, hi, w, k},
-             SnapWeightsSink{sigma, q, lo, hi, t, cond, w, detail::box::inverse_window_size(box_r), k}, h, w, box_r,
-             threads);
-    box_sums(PlaneSource{t, w}, SnapApplySink{sigma, lo, hi, cond, out, w, detail::box::inverse_window_size(1)}, h, w, 1,
-             threads);
+    Buffer more = buffer(3 * n);
+    float* const n_lo = more.get();
+    float* const n_hi = n_lo + n;
+    float* const t = n_hi + n;
+    box_filter(p0, n_lo, h, w, box_r, threads);
+    box_filter(p1, n_hi, h, w, box_r, threads);
+    float* const m_lo = p0;  // near_lo and near_hi are no longer needed
+    float* const m_hi = p1;
+    box_filter(p2, m_lo, h, w, box_r, threads);
+    box_filter(p3, m_hi, h, w, box_r, threads);
+    float* const cond = p2;
+    detail::for_rows(threads, h, w, [&](int64_t y0, int64_t y1) {
+        snap_weights(q, lo, hi, pos, n_lo, n_hi, m_lo, m_hi, t, cond, y0 * w, y1 * w, k);
+    });
+    float* const ts = p3;
+    box_filter(t, ts, h, w, 1, threads);
+    detail::for_rows(threads, h, w, [&](int64_t y0, int64_t y1) { snap_apply(sigma, lo, hi, cond, ts, out, y0 * w, y1 * w); });
 }
 
 }  // namespace stages
