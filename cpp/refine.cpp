@@ -2,6 +2,7 @@
 // NumPy's order; the box filters are filters.cpp's (double sums, reflect-101, as cv2.blur's).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -161,31 +162,13 @@ void min_max_filter(const float* src, int64_t h, int64_t w, int64_t radius, floa
     if (radius < 0) throw std::invalid_argument("min_max_filter: radius must be >= 0");
     const int64_t r = std::min(radius, std::max(h, w));
     Buffer rmin = buffer(h * w), rmax = buffer(h * w);
-    // along each row: blocks of up to 8 image rows, transposed so that each pixel column of
-    // the block is one "row" of up to 8 lanes (vectorised like the column pass below)
+    // along each row: its pixels are the "rows" of one lane
     detail::for_rows(threads, h, w, [&](int64_t y0, int64_t y1) {
-        constexpr int64_t kBlock = 8;
         const int64_t m = w + 2 * r;
-        std::vector<float> in(static_cast<std::size_t>(kBlock * w)), out_lo(in.size()), out_hi(in.size());
-        std::vector<float> sc(static_cast<std::size_t>(4 * m * kBlock));
-        for (int64_t yb = y0; yb < y1; yb += kBlock) {
-            const int64_t lanes = std::min(kBlock, y1 - yb);
-            for (int64_t j = 0; j < lanes; ++j) {
-                const float* row = src + (yb + j) * w;
-                for (int64_t x = 0; x < w; ++x) in[static_cast<std::size_t>(x * lanes + j)] = row[x];
-            }
-            const int64_t ml = m * lanes;
-            running_min_max(in.data(), in.data(), w, lanes, lanes, r, out_lo.data(), out_hi.data(), lanes,
-                            sc.data(), sc.data() + ml, sc.data() + 2 * ml, sc.data() + 3 * ml);
-            for (int64_t j = 0; j < lanes; ++j) {
-                float* lo_row = rmin.get() + (yb + j) * w;
-                float* hi_row = rmax.get() + (yb + j) * w;
-                for (int64_t x = 0; x < w; ++x) {
-                    lo_row[x] = out_lo[static_cast<std::size_t>(x * lanes + j)];
-                    hi_row[x] = out_hi[static_cast<std::size_t>(x * lanes + j)];
-                }
-            }
-        }
+        std::vector<float> sc(static_cast<std::size_t>(4 * m));
+        for (int64_t y = y0; y < y1; ++y)
+            running_min_max(src + y * w, src + y * w, w, 1, 1, r, rmin.get() + y * w, rmax.get() + y * w, 1,
+                            sc.data(), sc.data() + m, sc.data() + 2 * m, sc.data() + 3 * m);
     });
     // along the columns: image rows of `lanes` columns, in bands of columns between threads
     const int nt = detail::resolve_threads(threads, w, h * w);
@@ -201,6 +184,56 @@ void min_max_filter(const float* src, int64_t h, int64_t w, int64_t radius, floa
 }
 
 namespace {
+
+// The 3 x 3 mean, reflect-101 at the borders, each window summed in double (box_filter's
+// radius-1 result to float rounding; a third of its passes over the plane).
+void box3_mean(const float* src, float* dst, int64_t h, int64_t w, int threads) {
+    detail::for_rows(threads, h, w, [&](int64_t y0, int64_t y1) {
+        std::vector<double> col(static_cast<std::size_t>(w + 2));
+        for (int64_t y = y0; y < y1; ++y) {
+            const float* a = src + reflect_index(y - 1, h) * w;
+            const float* b = src + y * w;
+            const float* c = src + reflect_index(y + 1, h) * w;
+            double* v = col.data() + 1;
+            for (int64_t x = 0; x < w; ++x)
+                v[x] = static_cast<double>(a[x]) + static_cast<double>(b[x]) + static_cast<double>(c[x]);
+            v[-1] = v[reflect_index(-1, w)];
+            v[w] = v[reflect_index(w, w)];
+            float* o = dst + y * w;
+            for (int64_t x = 0; x < w; ++x) o[x] = static_cast<float>((v[x - 1] + v[x] + v[x + 1]) * (1.0 / 9.0));
+        }
+    });
+}
+
+// log(x) for normal x > 0, within a few ulp of std::log: x = m 2^e with m in [sqrt(1/2),
+// sqrt(2)), log(m) = log1p(m - 1) by the minimax polynomial of Cephes' logf; branch-free, so
+// that loops over planes vectorise (std::log is a call per pixel).
+inline float log_positive(float x) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &x, sizeof bits);
+    std::int32_t e = static_cast<std::int32_t>(bits >> 23) - 127;
+    bits = (bits & 0x007fffffu) | 0x3f800000u;  // the mantissa as a float in [1, 2)
+    float m;
+    std::memcpy(&m, &bits, sizeof m);
+    const bool high = m > 1.41421356f;
+    m = high ? 0.5f * m : m;
+    e = high ? e + 1 : e;
+    const float f = m - 1.0f, z = f * f;
+    float y = 7.0376836292e-2f;
+    y = y * f - 1.1514610310e-1f;
+    y = y * f + 1.1676998740e-1f;
+    y = y * f - 1.2420140846e-1f;
+    y = y * f + 1.4249322787e-1f;
+    y = y * f - 1.6668057665e-1f;
+    y = y * f + 2.0000714765e-1f;
+    y = y * f - 2.4999993993e-1f;
+    y = y * f + 3.3333331174e-1f;
+    y = y * f * z;
+    const float ef = static_cast<float>(e);
+    y = y - 2.12194440e-4f * ef;  // log(2) = 0.693359375 - 2.12194440e-4, in two parts
+    y = y - 0.5f * z;
+    return (f + y) + 0.693359375f * ef;
+}
 
 // Squared forward differences to the right and down neighbours (0 beyond the last column /
 // row), summed over a 3 x 3 box (snap.py _pair_energy).
@@ -225,7 +258,7 @@ void pair_energy(const float* lum, int64_t h, int64_t w, float* out, int threads
             }
         }
     });
-    box_filter(e.get(), out, h, w, 1, threads);
+    box3_mean(e.get(), out, h, w, threads);
 }
 
 
@@ -302,7 +335,7 @@ void snap_evidence(const float* lum, int64_t h, int64_t w, float* out, int threa
         for (int64_t i = y0 * w; i < y1 * w; ++i) {
             const float num = blurred[i] + floor;
             const float den = energy[i] + floor;
-            out[i] = std::log(num / den);
+            out[i] = log_positive(num / den);  // both >= the floor
         }
     });
 }
@@ -359,7 +392,7 @@ void snap_boundaries(const float* sigma, const float* lum, int64_t h, int64_t w,
         snap_weights(q, lo, hi, pos, n_lo, n_hi, m_lo, m_hi, t, cond, y0 * w, y1 * w, k);
     });
     float* const ts = p3;
-    box_filter(t, ts, h, w, 1, threads);
+    box3_mean(t, ts, h, w, threads);
     detail::for_rows(threads, h, w, [&](int64_t y0, int64_t y1) { snap_apply(sigma, lo, hi, cond, ts, out, y0 * w, y1 * w); });
 }
 
