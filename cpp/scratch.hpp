@@ -18,7 +18,7 @@ namespace fastdefocus {
 namespace detail {
 
 // Bytes of free blocks one thread keeps; a block given back beyond this is freed at once.
-constexpr std::size_t kScratchKeepBytes = std::size_t(256) << 20;
+constexpr std::size_t kScratchKeepBytes = std::size_t(128) << 20;
 
 class ScratchPool {
   public:

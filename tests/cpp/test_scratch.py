@@ -1,0 +1,28 @@
+"""Buffer reuse (cpp/scratch.hpp): the planes of a frame come from a per-thread pool, so the
+frames of a stream after the first allocate no new memory (measured as the page faults of
+first touches, which fresh multi-MB planes take every frame)."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+resource = pytest.importorskip("resource")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts Linux minor page faults")
+def test_same_sized_frames_reuse_their_buffers():
+    from fastdefocus import DefocusEstimator
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(5)]
+    est = DefocusEstimator(model="fast", stride=8, threads=2)
+    for frame in frames[:2]:  # the first frames fill the pools (and ONNX Runtime's arena)
+        est.estimate(frame)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for frame in frames[2:]:
+        est.estimate(frame)
+    per_frame = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 3
+    # fresh planes took ~4,300 faults a frame here (17 MB of first touches); reused ones ~0
+    assert per_frame < 1000, f"{per_frame:.0f} page faults per frame: the frame's buffers were not reused"
