@@ -267,6 +267,27 @@ def test_bgr_input_gives_the_same_map(estimator, leaves_rgb):
     np.testing.assert_array_equal(streamed[1].sigma, want.sigma)
 
 
+@pytest.mark.parametrize("make", [
+    lambda rgb: rgb,  # uint8 RGB: handed to the native ingest as it is
+    lambda rgb: np.asfortranarray(rgb),  # any layout
+    lambda rgb: rgb[::-1, ::-1][::-1, ::-1],  # a view
+    lambda rgb: rgb.astype(np.uint16) * 257,  # uint16: the same values
+    lambda rgb: rgb.astype(np.float32) / np.float32(255),  # float32 in [0, 1]
+    lambda rgb: np.dstack([rgb, np.full(rgb.shape[:2], 7, np.uint8)]),  # RGBA: alpha ignored
+])
+def test_native_ingest_matches_the_numpy_luminance(estimator, leaves_rgb, make):
+    """uint8 / uint16 / float32 frames go to the native pipeline as they are, other dtypes as
+    their NumPy luminance: the same map either way (the native luminance is bit for bit)."""
+    from fastdefocus.stages.ingest import to_luminance
+
+    image = make(leaves_rgb)
+    want = estimator.estimate(to_luminance(image))  # float32 (H, W): the luminance itself
+    got = estimator.estimate(image)
+    np.testing.assert_array_equal(got.sigma, want.sigma)
+    np.testing.assert_array_equal(got.confidence, want.confidence)
+    np.testing.assert_array_equal(next(iter(estimator.stream([image]))).sigma, want.sigma)
+
+
 @pytest.mark.parametrize("value", ["rbg", "", None, 1, "RGBA"])
 def test_bad_channel_order(estimator, leaves_rgb, value):
     for call in (lambda: estimator.estimate(leaves_rgb, channel_order=value),
