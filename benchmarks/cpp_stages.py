@@ -2,6 +2,7 @@
 classifying the same patches, in one run.
 
     python benchmarks/cpp_stages.py [--sizes 640x480,1920x1080] [--strides 8,16] [--repeat 3]
+                                    [--threads 0]
 
 For each size and stride: the Python DefocusEstimator (device cpu) runs on a generated scene and
 its classifier's probabilities are kept; the C++ pipeline (fastdefocus._native.Estimator,
@@ -9,6 +10,8 @@ estimate_from_probabilities: every stage but the classifier) runs on the same im
 ONNX Runtime fp32 with 2 intra-op threads classifies the same normalised patches. Times are the
 minimum over ``--repeat`` runs (wall clock, ms). The last columns: C++ non-classifier stages as a
 share of the ONNX Runtime classify time, and the C++ map's largest difference from Python's.
+``--threads 1,2`` runs every case with each thread count of the native stages (0: the cores the
+process may use).
 """
 from __future__ import annotations
 
@@ -54,12 +57,12 @@ def ort_session(onnx_path, threads: int = 2):
     return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
 
-def run_case(height: int, width: int, stride: int, repeat: int, session, weights_dir) -> dict:
+def run_case(height: int, width: int, stride: int, repeat: int, session, weights_dir, threads: int = 0) -> dict:
     import fastdefocus
     from fastdefocus import _native
 
     image = scene(height, width)
-    est = fastdefocus.DefocusEstimator(device="cpu", stride=stride)
+    est = fastdefocus.DefocusEstimator(device="cpu", stride=stride, threads=threads)
     recorder = Recorder(est.classifier)
     est.classifier = recorder
     python = []
@@ -68,7 +71,7 @@ def run_case(height: int, width: int, stride: int, repeat: int, session, weights
         python.append(result.timings)
     probs, patches = recorder.probs, recorder.patches
 
-    cpp = _native.Estimator(str(weights_dir), stride=stride)
+    cpp = _native.Estimator(str(weights_dir), stride=stride, threads=threads)
     native = []
     for _ in range(repeat):
         sigma, _, timings = cpp.estimate_from_probabilities(image, probs)
@@ -88,7 +91,7 @@ def run_case(height: int, width: int, stride: int, repeat: int, session, weights
     def best_sum(runs):
         return 1e3 * min(sum(r[k] for k in STAGES) for r in runs)
 
-    row = {"size": f"{width}x{height}", "stride": stride, "patches": int(len(patches)),
+    row = {"size": f"{width}x{height}", "stride": stride, "threads": threads, "patches": int(len(patches)),
            "python": {k: best(python, k) for k in STAGES}, "cpp": {k: best(native, k) for k in STAGES},
            "python_stages_ms": best_sum(python), "cpp_stages_ms": best_sum(native),
            "ort_classify_ms": 1e3 * min(classify),
@@ -99,17 +102,17 @@ def run_case(height: int, width: int, stride: int, repeat: int, session, weights
 
 
 def table(rows) -> str:
-    head = ["size", "stride", "patches", "Python stages ms", "C++ stages ms", "speed-up", "ORT classify ms (2 thr)",
+    head = ["size", "stride", "threads", "patches", "Python stages ms", "C++ stages ms", "speed-up", "ORT classify ms (2 thr)",
             "C++ / ORT", "max |diff| px"]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        out.append(f"| {r['size']} | {r['stride']} | {r['patches']} | {r['python_stages_ms']:.1f} | "
+        out.append(f"| {r['size']} | {r['stride']} | {r['threads']} | {r['patches']} | {r['python_stages_ms']:.1f} | "
                    f"{r['cpp_stages_ms']:.1f} | {r['speedup']:.1f}x | {r['ort_classify_ms']:.0f} | "
                    f"{100 * r['cpp_over_ort']:.1f} % | {r['max_abs_diff_px']:.1e} |")
-    out += ["", "| size | stride | impl | " + " | ".join(STAGES) + " |", "|" + "---|" * (3 + len(STAGES))]
+    out += ["", "| size | stride | threads | impl | " + " | ".join(STAGES) + " |", "|" + "---|" * (4 + len(STAGES))]
     for r in rows:
         for impl in ("python", "cpp"):
-            out.append(f"| {r['size']} | {r['stride']} | {impl} | "
+            out.append(f"| {r['size']} | {r['stride']} | {r['threads']} | {impl} | "
                        + " | ".join(f"{r[impl][k]:.1f}" for k in STAGES) + " |")
     return "\n".join(out)
 
@@ -119,6 +122,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default="640x480,1920x1080", help="W x H, comma-separated")
     parser.add_argument("--strides", default="8,16")
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (the minimum is kept)")
+    parser.add_argument("--threads", default="0", help="native threads, comma-separated (0: all cores)")
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args(argv)
 
@@ -132,8 +136,9 @@ def main(argv=None) -> int:
     for size in args.sizes.split(","):
         width, height = (int(v) for v in size.lower().split("x"))
         for stride in (int(s) for s in args.strides.split(",")):
-            rows.append(run_case(height, width, stride, args.repeat, session, WEIGHTS_DIR))
-            print(f"{size} stride {stride}: done", flush=True)
+            for threads in (int(t) for t in args.threads.split(",")):
+                rows.append(run_case(height, width, stride, args.repeat, session, WEIGHTS_DIR, threads))
+                print(f"{size} stride {stride} threads {threads}: done", flush=True)
     print(table(rows))
     if args.json:
         with open(args.json, "w") as f:

@@ -4,8 +4,10 @@
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <stdexcept>
 #include <vector>
 
+#include "../parallel.hpp"
 #include "fastdefocus/filters.hpp"
 
 using fastdefocus::reflect_index;
@@ -116,6 +118,29 @@ int main() {
                             }
             }
         }
+    }
+    // the helper pool (parallel.cpp): every chunk once, from nested regions and many in a row
+    for (int round = 0; round < 50; ++round) {
+        std::vector<int> hits(64 * 16, 0);
+        fastdefocus::detail::parallel_for(4, 64, [&](int64_t i) {
+            fastdefocus::detail::parallel_for(3, 16, [&](int64_t j) { hits[static_cast<size_t>(i * 16 + j)] += 1; });
+        });
+        for (int v : hits) expect_close(v, 1, 0, "pool chunk count", 64, 16, round);
+    }
+    // an exception in a chunk reaches the caller, and the pool still works after it
+    {
+        bool caught = false;
+        try {
+            fastdefocus::detail::parallel_for(3, 40, [&](int64_t i) {
+                if (i == 17) throw std::runtime_error("chunk 17");
+            });
+        } catch (const std::runtime_error&) {
+            caught = true;
+        }
+        expect_close(caught ? 1 : 0, 1, 0, "pool exception", 3, 40, 0);
+        std::vector<int> hits(40, 0);
+        fastdefocus::detail::parallel_for(3, 40, [&](int64_t i) { hits[static_cast<size_t>(i)] = 1; });
+        for (int v : hits) expect_close(v, 1, 0, "pool after exception", 3, 40, 0);
     }
     std::printf("%s (%d failures)\n", failures ? "FAILED" : "OK", failures);
     return failures ? 1 : 0;
