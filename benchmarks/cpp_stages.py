@@ -4,9 +4,10 @@ classifying the same patches, in one run.
     python benchmarks/cpp_stages.py [--sizes 640x480,1920x1080] [--strides 8,16] [--repeat 3]
                                     [--threads 0]
 
-For each size and stride: the Python DefocusEstimator (device cpu) runs on a generated scene and
-its classifier's probabilities are kept; the C++ pipeline (fastdefocus._native.Estimator,
-estimate_from_probabilities: every stage but the classifier) runs on the same image with them;
+For each size and stride: the Python DefocusEstimator (device cpu, every patch classified) runs on
+a generated scene; the C++ pipeline (fastdefocus._native.Estimator, estimate_from_probabilities:
+every stage but the classifier) runs on the same image with its classifier's probabilities of
+every patch;
 ONNX Runtime fp32 with 2 intra-op threads classifies the same normalised patches. Times are the
 minimum over ``--repeat`` runs (wall clock, ms). The last columns: C++ non-classifier stages as a
 share of the ONNX Runtime classify time, and the C++ map's largest difference from Python's.
@@ -35,18 +36,6 @@ def scene(height: int, width: int) -> np.ndarray:
     return np.ascontiguousarray(np.tile(tile, reps)[:height, :width])
 
 
-class Recorder:
-    """Stands in for the Python estimator's classifier: runs it, keeps the patches and probabilities."""
-
-    def __init__(self, classifier):
-        self.classifier, self.patches, self.probs = classifier, None, None
-
-    def probabilities(self, patches):
-        self.patches = patches
-        self.probs = self.classifier.probabilities(patches)
-        return self.probs
-
-
 def ort_session(onnx_path, threads: int = 2):
     import onnxruntime as ort
 
@@ -60,16 +49,23 @@ def ort_session(onnx_path, threads: int = 2):
 def run_case(height: int, width: int, stride: int, repeat: int, session, weights_dir, threads: int = 0) -> dict:
     import fastdefocus
     from fastdefocus import _native
+    from fastdefocus.blur import gaussian_blur
+    from fastdefocus.stages.filters import extract_patches
+    from fastdefocus.stages.ingest import to_luminance
 
     image = scene(height, width)
-    est = fastdefocus.DefocusEstimator(device="cpu", stride=stride, threads=threads)
-    recorder = Recorder(est.classifier)
-    est.classifier = recorder
+    # every patch classified (no texture gating), so that the probabilities below are the ones
+    # the estimator used
+    est = fastdefocus.DefocusEstimator(device="cpu", stride=stride, threads=threads, flat_gate=0)
     python = []
     for _ in range(repeat):
         result = est.estimate(image)
         python.append(result.timings)
-    probs, patches = recorder.probs, recorder.patches
+    lum = to_luminance(image)
+    source = gaussian_blur(lum, est.sigma0) if est.sigma0 > 0 else lum
+    patches, _ = extract_patches(source, size=est.patch_size, stride=stride, normalize=True,
+                                 std_floor=est.info.std_floor)
+    probs = est.classifier.probabilities(patches)
 
     cpp = _native.Estimator(str(weights_dir), stride=stride, threads=threads)
     native = []
