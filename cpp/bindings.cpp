@@ -127,11 +127,15 @@ namespace fd = fastdefocus;
 using Array64 = py::array_t<double, py::array::c_style>;
 
 // An image array as an ImageView (the array must stay alive): uint8, uint16 or float32,
-// (H, W) or (H, W, C) with C in 1..4; other dtypes are converted to float32.
+// (H, W) or (H, W, C) with C in 1..4; other dtypes are converted to float32. The pixel type is
+// found by dtype equivalence, not identity: an unpickled array's dtype is an equal but distinct
+// object. Non-contiguous and misaligned arrays are copied.
 fd::ImageView image_view(py::array& arr, bool bgr) {
-    if (arr.dtype().is(py::dtype::of<std::uint8_t>()) || arr.dtype().is(py::dtype::of<std::uint16_t>()) ||
-        arr.dtype().is(py::dtype::of<float>()))
-        arr = py::array::ensure(arr, py::array::c_style);
+    const bool u8 = py::isinstance<py::array_t<std::uint8_t>>(arr);
+    const bool u16 = py::isinstance<py::array_t<std::uint16_t>>(arr);
+    const bool f32 = py::isinstance<py::array_t<float>>(arr);
+    if (u8 || u16 || f32)
+        arr = py::array::ensure(arr, py::array::c_style | py::detail::npy_api::NPY_ARRAY_ALIGNED_);
     else
         arr = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(arr);
     if (!arr) throw py::type_error("image must be a numeric array");
@@ -145,9 +149,7 @@ fd::ImageView image_view(py::array& arr, bool bgr) {
     if (arr.ndim() == 3 && (arr.shape(2) < 1 || arr.shape(2) > 4))
         throw py::value_error("image must have 1 to 4 channels, got " + std::to_string(arr.shape(2)));
     v.bgr = bgr;
-    v.type = arr.dtype().is(py::dtype::of<std::uint8_t>())    ? fd::PixelType::u8
-             : arr.dtype().is(py::dtype::of<std::uint16_t>()) ? fd::PixelType::u16
-                                                              : fd::PixelType::f32;
+    v.type = u8 ? fd::PixelType::u8 : u16 ? fd::PixelType::u16 : fd::PixelType::f32;
     return v;
 }
 
@@ -575,6 +577,9 @@ PYBIND11_MODULE(_native, m) {
           "(all_finite, any_negative) of a float32 C-contiguous array, in one pass.");
     m.def("reflect_index", &fastdefocus::reflect_index, py::arg("j"), py::arg("n"));
     m.def("default_threads", &fastdefocus::default_threads);
+    m.def("release_scratch", &fastdefocus::release_scratch,
+          "Free the calling thread's kept scratch planes (up to 64 MB; the next frame allocates them again).");
+    m.def("scratch_kept_bytes", &fastdefocus::scratch_kept_bytes, "Bytes of scratch planes the calling thread keeps.");
     m.attr("has_openmp") = fastdefocus::built_with_openmp();
 
     // The C++ estimator (cpp/fastdefocus/estimator.hpp) and its stages, for parity tests

@@ -32,7 +32,8 @@ class Pool {
         Job job{fn, arg, helpers};
         {
             std::lock_guard<std::mutex> lock(mutex_);
-            start_threads(helpers);
+            // enough idle threads for this job: concurrent callers each get their helpers
+            start_threads(helpers - idle_);
             open_.push_back(&job);
         }
         wake_.notify_all();
@@ -47,16 +48,17 @@ class Pool {
     }
 
   private:
-    // Starts pool threads up to `helpers` (under the lock); fewer if the system refuses more.
-    void start_threads(int helpers) {
-        const int want = helpers < kMaxHelpers ? helpers : kMaxHelpers;
-        while (threads_ < want) {
+    // Starts `more` pool threads (under the lock), never more than kMaxHelpers in all; fewer if
+    // the system refuses them.
+    void start_threads(int more) {
+        for (; more > 0 && threads_ < kMaxHelpers; --more) {
             try {
                 std::thread(&Pool::loop, this).detach();
             } catch (...) {
                 return;  // the threads there are (and the caller) do the work
             }
             ++threads_;
+            ++idle_;  // counted idle from the start: it takes a job as soon as it runs
         }
     }
 
@@ -65,11 +67,13 @@ class Pool {
         for (;;) {
             Job* job = nullptr;
             wake_.wait(lock, [&] { return (job = next_job()) != nullptr; });
+            --idle_;
             --job->slots;
             ++job->active;
             lock.unlock();
             job->fn(job->arg);
             lock.lock();
+            ++idle_;
             if (--job->active == 0) done_.notify_all();
         }
     }
@@ -85,6 +89,7 @@ class Pool {
     std::condition_variable wake_, done_;
     std::vector<Job*> open_;
     int threads_ = 0;
+    int idle_ = 0;  // threads waiting for a job (or started and not yet waiting)
 };
 
 // Never destroyed: its threads block on it until the process ends.

@@ -1,4 +1,6 @@
 """DefocusEstimator end to end on generated scenes with known sigma maps."""
+import pickle
+
 import numpy as np
 import pytest
 
@@ -270,10 +272,15 @@ def test_bgr_input_gives_the_same_map(estimator, leaves_rgb):
 @pytest.mark.parametrize("make", [
     lambda rgb: rgb,  # uint8 RGB: handed to the native ingest as it is
     lambda rgb: np.asfortranarray(rgb),  # any layout
-    lambda rgb: rgb[::-1, ::-1][::-1, ::-1],  # a view
+    lambda rgb: np.concatenate([rgb, rgb], axis=1)[:, :rgb.shape[1]],  # a strided view
     lambda rgb: rgb.astype(np.uint16) * 257,  # uint16: the same values
+    lambda rgb: (rgb.astype(np.uint16) * 257).astype(">u2"),  # big-endian: NumPy's luminance
     lambda rgb: rgb.astype(np.float32) / np.float32(255),  # float32 in [0, 1]
+    lambda rgb: rgb.astype(np.float64) / 255,  # float64: NumPy's luminance
     lambda rgb: np.dstack([rgb, np.full(rgb.shape[:2], 7, np.uint8)]),  # RGBA: alpha ignored
+    lambda rgb: pickle.loads(pickle.dumps(rgb)),  # an equal but distinct dtype object
+    lambda rgb: np.frombuffer(b"\0" + (rgb.astype(np.uint16) * 257).tobytes(), np.uint16,
+                              offset=1).reshape(rgb.shape),  # misaligned
 ])
 def test_native_ingest_matches_the_numpy_luminance(estimator, leaves_rgb, make):
     """uint8 / uint16 / float32 frames go to the native pipeline as they are, other dtypes as

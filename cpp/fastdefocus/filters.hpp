@@ -13,6 +13,7 @@
 // checked for finiteness here: callers must pass finite data.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 
@@ -25,6 +26,13 @@ std::int64_t reflect_index(std::int64_t j, std::int64_t n) noexcept;
 // Number of threads used when `threads` is 0: $FASTDEFOCUS_NUM_THREADS, else
 // $OMP_NUM_THREADS, else the CPUs this process may run on.
 int default_threads() noexcept;
+
+// Scratch memory: a thread that runs the filters or the estimator keeps up to 64 MB of its freed
+// planes for its next call, so that the frames of a stream reuse them. release_scratch() frees
+// the calling thread's now (a thread's are freed when it ends); scratch_kept_bytes() is how
+// much it keeps.
+void release_scratch() noexcept;
+std::size_t scratch_kept_bytes() noexcept;
 
 // True when the library was built with OpenMP (FASTDEFOCUS_OPENMP=ON) rather
 // than std::thread.

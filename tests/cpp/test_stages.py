@@ -156,6 +156,13 @@ def test_snap(native, lum, radius):
     assert np.mean(d > 1e-4) <= 1e-3 and d.mean() <= 1e-4  # a threshold may flip on a rounding
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (7, 1), (2, 2), (3, 2)])
+def test_snap_evidence_small_images(native, rng, shape):
+    """The snap's 3x3 means at the reflect-101 borders of tiny images."""
+    lum = rng.random(shape).astype(np.float32)
+    assert maxdiff(native.stage_snap_evidence(lum), snap_evidence(lum)) <= 1e-5
+
+
 def test_model_info(native, info, weights_dir):
     got = native.model_info(weights_dir)
     assert got["levels"] == list(info.levels)

@@ -1,6 +1,7 @@
 """The native stages' threads (cpp/parallel.cpp): a pool of helper threads kept between calls.
 The same answers whatever the thread count, from concurrent callers, and in a forked child
-(which has none of its parent's pool threads: it must neither wait for them nor hang)."""
+(which has none of its parent's pool threads: it must not wait for them). These tests fail by
+a wrong answer or by a timeout; they do not see how many threads did the work."""
 from __future__ import annotations
 
 import multiprocessing
@@ -39,7 +40,7 @@ def test_concurrent_callers_share_the_pool(native, planes):
         except Exception as e:  # pragma: no cover - reported below
             errors.append(e)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(planes))]
+    threads = [threading.Thread(target=work, args=(i,), daemon=True) for i in range(len(planes))]
     for t in threads:
         t.start()
     for t in threads:

@@ -21,13 +21,13 @@ from fastdefocus.stages.snap import snap_boundaries
 from fastdefocus.stages.splat import energy_tables, patch_statistics, sharpness_maps, splat, tent_sum
 
 
-def _check_padded_size(est, h: int, w: int) -> None:
+def _check_padded_size(est, h: int, w: int, name: str = "image") -> None:
     """Within ``est.max_pixels`` also once padded to a patch (thin images are: that is what costs
     memory; one patch's worth is always allowed)."""
     p = est.patch_size
     if est.max_pixels is not None:
         check_pixel_count(max(h, p), max(w, p), max(est.max_pixels, p * p),
-                          name=f"image padded to the {p}-px patch")
+                          name=f"{name} padded to the {p}-px patch")
 
 
 def checked_luminance(est, image, channel_order: str = "rgb") -> np.ndarray:
@@ -53,7 +53,7 @@ def checked_native_image(est, image, channel_order: str = "rgb", name: str = "im
     arr = check_image(image, name, max_pixels=est.max_pixels)
     if arr.dtype not in _NATIVE_DTYPES:
         arr, channel_order = to_luminance(arr, name, est.max_pixels, channel_order), "rgb"
-    _check_padded_size(est, arr.shape[0], arr.shape[1])
+    _check_padded_size(est, arr.shape[0], arr.shape[1], name)
     return arr, channel_order == "bgr"
 
 
