@@ -408,8 +408,7 @@ def run_speed(options: dict) -> dict:
                 models = options.get("models", ["default"])
                 runs = ([(None, "auto", "default"), (0.0, "auto", "default")] if "default" in models else []) \
                     + ([(None, "onnxruntime-int8", "default")] if size == "640x480" and "default" in models else []) \
-                    + ([(None, "auto", "fast"), (None, "onnxruntime-int8", "fast")]
-                       if size == "640x480" and "fast" in models else [])
+                    + ([(None, "auto", "fast"), (None, "onnxruntime-int8", "fast")] if "fast" in models else [])
                 for gate, backend, model in runs:
                     print(f"[speed] {size} stride {stride} frames{' (no gating)' if gate == 0.0 else ''} {backend} "
                           f"{model} model", file=sys.stderr, flush=True)
