@@ -162,8 +162,8 @@ def test_eval_reports_missing_data(tmp_path, capsys):
 def test_bench_command_smallest_configuration(tmp_path, capsys, monkeypatch):
     from fastdefocus.eval import speed as speedbench
     monkeypatch.setitem(speedbench.SIZES, "640x480", (64, 96))  # tiny frame: this tests the plumbing
-    args = _parse(["bench", "--sizes", "640x480", "--strides", "16", "--repeats", "1", "--loop-patches", "2",
-                   "--no-torch", "--no-gpu", "--json", str(tmp_path / "speed.json")])
+    args = _parse(["bench", "--sizes", "640x480", "--stream-sizes", "640x480", "--strides", "16", "--repeats", "1",
+                   "--loop-patches", "2", "--no-torch", "--no-gpu", "--json", str(tmp_path / "speed.json")])
     # spawned workers re-import the module: the patched size lives in this process only, so run in-process
     monkeypatch.setattr(speedbench, "_in_fresh_process", lambda fn, *a: fn(*a))
     assert args.func(args) == 0
