@@ -277,9 +277,9 @@ def test_pixel_limit_is_configurable():
 class CountingEstimator(fastdefocus.DefocusEstimator):
     calls = 0
 
-    def _estimate_cpu(self, image, channel_order, cache=None):  # what estimate and stream call
+    def _estimate_cpu(self, image, channel_order, cache=None, **kwargs):  # what estimate and stream call
         self.calls += 1
-        return super()._estimate_cpu(image, channel_order, cache)
+        return super()._estimate_cpu(image, channel_order, cache, **kwargs)
 
 
 def test_stream_refuses_a_size_change_before_estimating_it():

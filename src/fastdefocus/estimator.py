@@ -225,10 +225,11 @@ class DefocusEstimator:
 
     __call__ = estimate
 
-    def _estimate_cpu(self, image, channel_order: str, cache=None) -> DefocusResult:
-        """The CPU estimate (the native pipeline); ``cache``: a stream's ``_native.StreamCache``."""
+    def _estimate_cpu(self, image, channel_order: str, cache=None, checked: bool = False) -> DefocusResult:
+        """The CPU estimate (the native pipeline); ``cache``: a stream's ``_native.StreamCache``;
+        ``checked``: ``image`` is a luminance the stream made from a frame it validated."""
         t0 = time.perf_counter()
-        arr, bgr = checked_native_image(self, image, channel_order)
+        arr, bgr = (image, False) if checked else checked_native_image(self, image, channel_order)
         t1 = time.perf_counter()
         sigma, confidence, timings = self._native.estimate(arr, bgr=bgr, cache=cache)
         counts = {"patches": timings.pop("patches_total"), "classified": timings.pop("patches_classified"),
@@ -389,12 +390,13 @@ class DefocusEstimator:
                     while pending:
                         yield finish(*pending.popleft())
                     raise
-                # lum is float32 in [0, 1]: its luminance is itself
+                # lum is float32 in [0, 1], its frame validated above: not validated again
                 k = index % workers
                 if pool is None:
-                    pending.append((frame, lum, self._estimate_cpu(lum, "rgb", caches[0])))
+                    pending.append((frame, lum, self._estimate_cpu(lum, "rgb", caches[0], checked=True)))
                 else:  # worker k's previous frame (index - workers) is done: it is the oldest pending
-                    pending.append((frame, lum, pool.submit(estimators[k]._estimate_cpu, lum, "rgb", caches[k])))
+                    pending.append((frame, lum, pool.submit(estimators[k]._estimate_cpu, lum, "rgb", caches[k],
+                                                            checked=True)))
                 while len(pending) >= workers:
                     yield finish(*pending.popleft())
             while pending:

@@ -38,7 +38,13 @@ def to_luminance(image, name: str = "image", max_pixels=MAX_PIXELS, channel_orde
         As :func:`check_image`.
     """
     channel_order = check_channel_order(channel_order)
-    arr = to_rgb_order(check_image(image, name, max_pixels), channel_order)
+    return checked_image_luminance(check_image(image, name, max_pixels), channel_order)
+
+
+def checked_image_luminance(image: np.ndarray, channel_order: str = "rgb") -> np.ndarray:
+    """:func:`to_luminance` of an array :func:`check_image` has already validated (and a
+    ``channel_order`` already checked): the luminance without validating it again."""
+    arr = to_rgb_order(image, channel_order)
     if _is_uint(arr.dtype, 2):
         scale = 1.0 / 65535.0
     elif arr.dtype.kind == "f":

@@ -15,7 +15,7 @@ from fastdefocus.stages.classify import apply_calibration, confidence_from_probs
 from fastdefocus.stages.coarse import raise_with_coarse_levels
 from fastdefocus.stages.filters import extract_patches
 from fastdefocus.stages.fill import fill_flat, patch_means
-from fastdefocus.stages.ingest import to_luminance
+from fastdefocus.stages.ingest import checked_image_luminance, to_luminance
 from fastdefocus.stages.refine import pad_to, refine, resize
 from fastdefocus.stages.snap import snap_boundaries
 from fastdefocus.stages.splat import energy_tables, patch_statistics, sharpness_maps, splat, tent_sum
@@ -52,7 +52,7 @@ def checked_native_image(est, image, channel_order: str = "rgb", name: str = "im
     channel_order = check_channel_order(channel_order)
     arr = check_image(image, name, max_pixels=est.max_pixels)
     if arr.dtype not in _NATIVE_DTYPES:
-        arr, channel_order = to_luminance(arr, name, est.max_pixels, channel_order), "rgb"
+        arr, channel_order = checked_image_luminance(arr, channel_order), "rgb"
     _check_padded_size(est, arr.shape[0], arr.shape[1], name)
     return arr, channel_order == "bgr"
 
