@@ -166,10 +166,18 @@ py::dict timings_dict(const fd::Timings& t) {
     return d;
 }
 
+// A (h, w) float32 array that owns `plane` (moved, not copied: a frame's planes are megabytes,
+// copied while holding the GIL that the other workers of a stream wait for).
+Array owning_array(std::vector<float>&& plane, int64_t h, int64_t w) {
+    if (static_cast<int64_t>(plane.size()) != h * w) throw std::logic_error("result plane of the wrong size");
+    auto* owned = new std::vector<float>(std::move(plane));
+    py::capsule free_when_done(owned, [](void* p) { delete static_cast<std::vector<float>*>(p); });
+    return Array({h, w}, owned->data(), free_when_done);
+}
+
 py::tuple result_tuple(fd::Result&& r) {
-    Array sigma({r.height, r.width}), conf({r.height, r.width});
-    std::memcpy(sigma.mutable_data(), r.sigma.data(), r.sigma.size() * sizeof(float));
-    std::memcpy(conf.mutable_data(), r.confidence.data(), r.confidence.size() * sizeof(float));
+    Array sigma = owning_array(std::move(r.sigma), r.height, r.width);
+    Array conf = owning_array(std::move(r.confidence), r.height, r.width);
     py::dict timings = timings_dict(r.timings);
     // counts (not seconds): the patches of the grid, those classified (the rest were gated), and
     // the coarse levels that ran
@@ -191,7 +199,11 @@ class PyClassifier : public fd::Classifier {
     void probabilities(const float* patches, int64_t n, int64_t patch, float* out, int64_t levels) override {
         py::gil_scoped_acquire gil;
         Array batch({n, patch, patch});
-        std::memcpy(batch.mutable_data(), patches, static_cast<std::size_t>(n * patch * patch) * sizeof(float));
+        {  // the callable gets a copy it may keep; the copy itself runs without the GIL
+            float* dst = batch.mutable_data();
+            py::gil_scoped_release release;
+            std::memcpy(dst, patches, static_cast<std::size_t>(n * patch * patch) * sizeof(float));
+        }
         py::object got = f_(batch);
         auto probs = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(got);
         if (!probs || probs.ndim() != 2 || probs.shape(0) != n || probs.shape(1) != levels)
@@ -554,7 +566,14 @@ py::tuple stage_classify(const Array& probs, const std::string& model_dir) {
 
 }  // namespace
 
+#ifndef FASTDEFOCUS_NATIVE_ARCH
+#define FASTDEFOCUS_NATIVE_ARCH "baseline"
+#endif
+
 PYBIND11_MODULE(_native, m) {
+    // the instruction set this build was compiled for (FASTDEFOCUS_ARCH; the package loads the
+    // x86-64-v3 build where the CPU has it: fastdefocus/__init__.py)
+    m.attr("arch") = FASTDEFOCUS_NATIVE_ARCH;
     m.doc() = "Native (C++) kernels of fastdefocus; use fastdefocus.filters instead.";
     py::register_exception_translator([](std::exception_ptr p) {
         try {

@@ -4,6 +4,9 @@ import numpy.typing as npt
 
 _F32 = npt.NDArray[np.float32]
 
+#: the instruction set of this build: "baseline" (x86-64 as the wheel targets), "x86-64-v3"
+#: (loaded where the CPU has AVX2 and FMA: fastdefocus/__init__.py) or a FASTDEFOCUS_ARCH value
+arch: str
 WEIGHT_FLOOR: float
 has_openmp: bool
 

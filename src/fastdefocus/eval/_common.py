@@ -56,6 +56,11 @@ def run_info(estimator=None) -> dict:
         info["onnxruntime"] = onnxruntime.__version__
     except ImportError:
         pass
+    try:  # which build of the native stages (fastdefocus/__init__.py: baseline or x86-64-v3)
+        from fastdefocus import _native
+        info["native"] = _native.arch
+    except ImportError:
+        pass
     if estimator is not None:
         meta = estimator.info.metadata
         info["estimator"] = repr(estimator)
@@ -71,7 +76,8 @@ def info_markdown(info: dict) -> str:
              f"- machine: {info['machine']} (load average {info['load_average']:.2f} at the start)"
              if info.get("load_average") is not None else f"- machine: {info['machine']}",
              f"- python {info['python']}, numpy {info['numpy']}, OpenCV {info['opencv']}"
-             + (f", ONNX Runtime {info['onnxruntime']}" if "onnxruntime" in info else "")]
+             + (f", ONNX Runtime {info['onnxruntime']}" if "onnxruntime" in info else "")
+             + (f", native stages built for {info['native']}" if "native" in info else "")]
     if w:
         lines.append(f"- weights: onnx sha256 {w['onnx_sha256']}..., {w['epochs_trained']} epoch(s) trained "
                      f"({w['path']})")
