@@ -154,6 +154,46 @@ void running_min_max(const float* src_lo, const float* src_hi, int64_t n, int64_
     }
 }
 
+// Minimum and maximum of each window [x - r, x + r] of one row of w floats, outside ignored, by
+// doubling (a sparse table): after k passes a[i] is the extremum of the 2^k values from i on, and
+// a window of L = 2r + 1 values is the union of the two of length P (the largest power of two
+// <= L) that start at its two ends.  log2(L) + 1 contiguous passes, each one vectorised (the van
+// Herk passes above vectorise across lanes, and a row is one lane).  a_*, b_*: w + 2r floats each.
+void row_min_max(const float* src, int64_t w, int64_t r, float* lo, float* hi, float* a_lo, float* a_hi,
+                 float* b_lo, float* b_hi) {
+    const float inf = std::numeric_limits<float>::infinity();
+    const int64_t m = w + 2 * r, len = 2 * r + 1;
+    std::fill(a_lo, a_lo + r, inf);
+    std::fill(a_hi, a_hi + r, -inf);
+    std::copy(src, src + w, a_lo + r);
+    std::copy(src, src + w, a_hi + r);
+    std::fill(a_lo + r + w, a_lo + m, inf);
+    std::fill(a_hi + r + w, a_hi + m, -inf);
+    int64_t span = 1;  // a_*[i]: the extremum of [i, i + span)
+    for (; 2 * span <= len; span *= 2) {
+        const float* __restrict sl = a_lo;
+        const float* __restrict sh = a_hi;
+        float* __restrict dl = b_lo;
+        float* __restrict dh = b_hi;
+        const int64_t n = m - span;  // the entries whose [i, i + 2 span) is inside
+        for (int64_t i = 0; i < n; ++i) {
+            const float l0 = sl[i], l1 = sl[i + span], h0 = sh[i], h1 = sh[i + span];
+            dl[i] = l1 < l0 ? l1 : l0;
+            dh[i] = h1 > h0 ? h1 : h0;
+        }
+        std::swap(a_lo, b_lo);
+        std::swap(a_hi, b_hi);
+    }
+    const int64_t shift = len - span;  // the second window starts where the first would end, less the overlap
+    const float* __restrict sl = a_lo;
+    const float* __restrict sh = a_hi;
+    for (int64_t x = 0; x < w; ++x) {
+        const float l0 = sl[x], l1 = sl[x + shift], h0 = sh[x], h1 = sh[x + shift];
+        lo[x] = l1 < l0 ? l1 : l0;
+        hi[x] = h1 > h0 ? h1 : h0;
+    }
+}
+
 }  // namespace
 
 void min_max_filter(const float* src, int64_t h, int64_t w, int64_t radius, float* lo, float* hi, int threads) {
@@ -162,13 +202,13 @@ void min_max_filter(const float* src, int64_t h, int64_t w, int64_t radius, floa
     if (radius < 0) throw std::invalid_argument("min_max_filter: radius must be >= 0");
     const int64_t r = std::min(radius, std::max(h, w));
     Buffer rmin = buffer(h * w), rmax = buffer(h * w);
-    // along each row: its pixels are the "rows" of one lane
+    // along each row (contiguous, so every pass vectorises), by doubling: row_min_max
     detail::for_rows(threads, h, w, [&](int64_t y0, int64_t y1) {
         const int64_t m = w + 2 * r;
         std::vector<float> sc(static_cast<std::size_t>(4 * m));
         for (int64_t y = y0; y < y1; ++y)
-            running_min_max(src + y * w, src + y * w, w, 1, 1, r, rmin.get() + y * w, rmax.get() + y * w, 1,
-                            sc.data(), sc.data() + m, sc.data() + 2 * m, sc.data() + 3 * m);
+            row_min_max(src + y * w, w, r, rmin.get() + y * w, rmax.get() + y * w, sc.data(), sc.data() + m,
+                        sc.data() + 2 * m, sc.data() + 3 * m);
     });
     // along the columns: image rows of `lanes` columns, in bands of columns between threads
     const int nt = detail::resolve_threads(threads, w, h * w);
