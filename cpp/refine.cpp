@@ -205,7 +205,7 @@ void min_max_filter(const float* src, int64_t h, int64_t w, int64_t radius, floa
     // along each row (contiguous, so every pass vectorises), by doubling: row_min_max
     detail::for_rows(threads, h, w, [&](int64_t y0, int64_t y1) {
         const int64_t m = w + 2 * r;
-        std::vector<float> sc(static_cast<std::size_t>(4 * m));
+        detail::Scratch<float> sc(static_cast<std::size_t>(4 * m));  // uninitialised, kept per thread
         for (int64_t y = y0; y < y1; ++y)
             row_min_max(src + y * w, w, r, rmin.get() + y * w, rmax.get() + y * w, sc.data(), sc.data() + m,
                         sc.data() + 2 * m, sc.data() + 3 * m);
@@ -217,7 +217,7 @@ void min_max_filter(const float* src, int64_t h, int64_t w, int64_t radius, floa
     detail::parallel_for(nt, nbands, [&](int64_t c) {
         const int64_t x0 = c * band, lanes = std::min(band, w - x0);
         const int64_t m = (h + 2 * r) * lanes;
-        std::vector<float> sc(static_cast<std::size_t>(4 * m));
+        detail::Scratch<float> sc(static_cast<std::size_t>(4 * m));  // uninitialised, kept per thread
         running_min_max(rmin.get() + x0, rmax.get() + x0, h, lanes, w, r, lo + x0, hi + x0, w, sc.data(),
                         sc.data() + m, sc.data() + 2 * m, sc.data() + 3 * m);
     });
