@@ -225,11 +225,13 @@ class DefocusEstimator:
 
     __call__ = estimate
 
-    def _estimate_cpu(self, image, channel_order: str, cache=None, checked: bool = False) -> DefocusResult:
+    def _estimate_cpu(self, image, channel_order: str, cache=None, checked: bool = False,
+                      bgr: bool = False) -> DefocusResult:
         """The CPU estimate (the native pipeline); ``cache``: a stream's ``_native.StreamCache``;
-        ``checked``: ``image`` is a luminance the stream made from a frame it validated."""
+        ``checked``: ``image`` is what ``checked_native_image`` made of a frame the stream
+        validated, ``bgr`` its flag (``channel_order`` is then not used)."""
         t0 = time.perf_counter()
-        arr, bgr = (image, False) if checked else checked_native_image(self, image, channel_order)
+        arr, bgr = (image, bgr) if checked else checked_native_image(self, image, channel_order)
         t1 = time.perf_counter()
         sigma, confidence, timings = self._native.estimate(arr, bgr=bgr, cache=cache)
         counts = {"patches": timings.pop("patches_total"), "classified": timings.pop("patches_classified"),
@@ -377,12 +379,14 @@ class DefocusEstimator:
                 try:
                     index, frame = next(source)
                     arr, bgr = checked_native_image(self, frame, channel_order, name=f"frame {index}")
-                    # the native ingest's luminance, bit for bit to_luminance's
-                    lum = _native.stage_luminance(arr, bgr=bgr, threads=self.threads)
+                    # the temporal filter's guide: the native ingest's luminance (bit for bit
+                    # to_luminance's); otherwise each estimate makes its own, on its worker
+                    lum = _native.stage_luminance(arr, bgr=bgr, threads=self.threads) if stable else None
+                    shape = tuple(arr.shape[:2])
                     if first_shape is None:
-                        first_shape = lum.shape
-                    elif lum.shape != first_shape:
-                        raise ValueError(f"frame {index} has size {lum.shape}, but the stream started with "
+                        first_shape = shape
+                    elif shape != first_shape:
+                        raise ValueError(f"frame {index} has size {shape}, but the stream started with "
                                          f"{first_shape}: all frames of a stream must have the same size")
                 except StopIteration:
                     break
@@ -390,13 +394,14 @@ class DefocusEstimator:
                     while pending:
                         yield finish(*pending.popleft())
                     raise
-                # lum is float32 in [0, 1], its frame validated above: not validated again
+                # the frame was validated above: not validated again
                 k = index % workers
                 if pool is None:
-                    pending.append((frame, lum, self._estimate_cpu(lum, "rgb", caches[0], checked=True)))
+                    pending.append((frame, lum, self._estimate_cpu(arr, channel_order, caches[0], checked=True,
+                                                                   bgr=bgr)))
                 else:  # worker k's previous frame (index - workers) is done: it is the oldest pending
-                    pending.append((frame, lum, pool.submit(estimators[k]._estimate_cpu, lum, "rgb", caches[k],
-                                                            checked=True)))
+                    pending.append((frame, lum, pool.submit(estimators[k]._estimate_cpu, arr, channel_order,
+                                                            caches[k], checked=True, bgr=bgr)))
                 while len(pending) >= workers:
                     yield finish(*pending.popleft())
             while pending:
