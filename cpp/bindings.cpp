@@ -541,6 +541,18 @@ Array stage_snap(const Array& sigma, const Array& lum, int radius, int threads) 
     return out;
 }
 
+py::tuple stage_min_max(const Array& src, int64_t radius, int threads) {
+    require_2d(src, "src");
+    Array lo({src.shape(0), src.shape(1)}), hi({src.shape(0), src.shape(1)});
+    const float* s = src.data();
+    float *l = lo.mutable_data(), *h = hi.mutable_data();
+    {
+        py::gil_scoped_release release;
+        fd::stages::min_max_filter(s, src.shape(0), src.shape(1), radius, l, h, threads);
+    }
+    return py::make_tuple(lo, hi);
+}
+
 Array stage_snap_evidence(const Array& lum, int threads) {
     require_2d(lum, "luminance");
     Array out({lum.shape(0), lum.shape(1)});
@@ -662,4 +674,6 @@ PYBIND11_MODULE(_native, m) {
           py::arg("stride"), py::arg("radius"), py::arg("eps"), py::arg("iterations"), py::arg("threads") = 0);
     m.def("stage_snap", &stage_snap, py::arg("sigma"), py::arg("luminance"), py::arg("radius"), py::arg("threads") = 0);
     m.def("stage_snap_evidence", &stage_snap_evidence, py::arg("luminance"), py::arg("threads") = 0);
+    m.def("stage_min_max", &stage_min_max, py::arg("src"), py::arg("radius"), py::arg("threads") = 0,
+          "The snap's window minimum and maximum over (2 radius + 1)^2 px, outside the image ignored.");
 }

@@ -156,6 +156,23 @@ def test_snap(native, lum, radius):
     assert np.mean(d > 1e-4) <= 1e-3 and d.mean() <= 1e-4  # a threshold may flip on a rounding
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (9, 1), (5, 40), (33, 17), (96, 130)])
+@pytest.mark.parametrize("radius", [0, 1, 2, 3, 7, 8, 10, 16, 50])
+def test_min_max_filter_is_erode_and_dilate(native, rng, shape, radius):
+    """The snap's window extrema (rows by doubling, columns by van Herk) are OpenCV's erode and
+    dilate over a (2r + 1)^2 square with the outside ignored, exactly, for windows of every
+    length against the powers of two and larger than the image."""
+    import cv2
+
+    src = (rng.random(shape) * 4).astype(np.float32)
+    src[rng.random(shape) < 0.05] = 7.0  # ties and a few far extremes
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * radius + 1, 2 * radius + 1))
+    for threads in (1, 3):
+        lo, hi = native.stage_min_max(src, radius, threads=threads)
+        np.testing.assert_array_equal(lo, cv2.erode(src, kernel))
+        np.testing.assert_array_equal(hi, cv2.dilate(src, kernel))
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (1, 7), (7, 1), (2, 2), (3, 2)])
 def test_snap_evidence_small_images(native, rng, shape):
     """The snap's 3x3 means at the reflect-101 borders of tiny images."""
