@@ -170,9 +170,10 @@ py::dict timings_dict(const fd::Timings& t) {
 // copied while holding the GIL that the other workers of a stream wait for).
 Array owning_array(std::vector<float>&& plane, int64_t h, int64_t w) {
     if (static_cast<int64_t>(plane.size()) != h * w) throw std::logic_error("result plane of the wrong size");
-    auto* owned = new std::vector<float>(std::move(plane));
-    py::capsule free_when_done(owned, [](void* p) { delete static_cast<std::vector<float>*>(p); });
-    return Array({h, w}, owned->data(), free_when_done);
+    auto owned = std::make_unique<std::vector<float>>(std::move(plane));
+    py::capsule free_when_done(owned.get(), [](void* p) { delete static_cast<std::vector<float>*>(p); });
+    float* data = owned.release()->data();  // the capsule owns it now
+    return Array({h, w}, data, free_when_done);
 }
 
 py::tuple result_tuple(fd::Result&& r) {

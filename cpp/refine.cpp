@@ -175,7 +175,7 @@ void row_min_max(const float* src, int64_t w, int64_t r, float* lo, float* hi, f
         const float* __restrict sh = a_hi;
         float* __restrict dl = b_lo;
         float* __restrict dh = b_hi;
-        const int64_t n = m - span;  // the entries whose [i, i + 2 span) is inside
+        const int64_t n = m - 2 * span + 1;  // the entries whose [i, i + 2 span) is inside
         for (int64_t i = 0; i < n; ++i) {
             const float l0 = sl[i], l1 = sl[i + span], h0 = sh[i], h1 = sh[i + span];
             dl[i] = l1 < l0 ? l1 : l0;
@@ -203,11 +203,12 @@ void min_max_filter(const float* src, int64_t h, int64_t w, int64_t radius, floa
     const int64_t r = std::min(radius, std::max(h, w));
     Buffer rmin = buffer(h * w), rmax = buffer(h * w);
     // along each row (contiguous, so every pass vectorises), by doubling: row_min_max
+    const int64_t rr = std::min(r, w);  // a window of 2w + 1 already spans every row
     detail::for_rows(threads, h, w, [&](int64_t y0, int64_t y1) {
-        const int64_t m = w + 2 * r;
+        const int64_t m = w + 2 * rr;
         detail::Scratch<float> sc(static_cast<std::size_t>(4 * m));  // uninitialised, kept per thread
         for (int64_t y = y0; y < y1; ++y)
-            row_min_max(src + y * w, w, r, rmin.get() + y * w, rmax.get() + y * w, sc.data(), sc.data() + m,
+            row_min_max(src + y * w, w, rr, rmin.get() + y * w, rmax.get() + y * w, sc.data(), sc.data() + m,
                         sc.data() + 2 * m, sc.data() + 3 * m);
     });
     // along the columns: image rows of `lanes` columns, in bands of columns between threads

@@ -48,15 +48,17 @@ def __dir__():
 
 # ---- which build of the native module: fastdefocus._native is the baseline x86-64 build, or,
 # where the CPU has AVX2 and FMA, its x86-64-v3 build (file _native_x86_64_v3*, the same module
-# compiled with -march=x86-64-v3; the same maps, the native stages about a fifth faster). Chosen
-# when fastdefocus._native is first imported; FASTDEFOCUS_NATIVE=baseline or x86-64-v3 forces one
-# (auto, the default: the best this CPU runs). `fastdefocus._native.arch` says which is loaded.
+# compiled with -march=x86-64-v3, built on Linux only, where /proc/cpuinfo tells the CPU's
+# features; the same maps, the native stages about a fifth faster; not a module of its own name:
+# its init function is _native's). Chosen when fastdefocus._native is first imported;
+# FASTDEFOCUS_NATIVE=baseline or x86-64-v3 forces one (auto, the default: the best this CPU
+# runs). `fastdefocus._native.arch` says which is loaded.
 
-NATIVE_ENV = "FASTDEFOCUS_NATIVE"
-NATIVE_CHOICES = ("auto", "baseline", "x86-64-v3")
+_NATIVE_ENV = "FASTDEFOCUS_NATIVE"
+_NATIVE_CHOICES = ("auto", "baseline", "x86-64-v3")
 #: /proc/cpuinfo flags of the x86-64-v3 level (AVX, AVX2, BMI1/2, F16C, FMA, LZCNT as abm, MOVBE,
 #: XSAVE) that -march=x86-64-v3 lets the compiler use.
-X86_64_V3_FLAGS = frozenset({"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"})
+_X86_64_V3_FLAGS = frozenset({"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"})
 
 
 def _cpu_flags() -> frozenset:
@@ -74,10 +76,10 @@ def _cpu_flags() -> frozenset:
 def _native_choice() -> str:
     import os
 
-    choice = os.environ.get(NATIVE_ENV, "auto").strip().lower() or "auto"
-    if choice not in NATIVE_CHOICES:
-        raise ImportError(f"{NATIVE_ENV}={choice!r} is not a build of fastdefocus._native: expected one of "
-                          f"{', '.join(NATIVE_CHOICES)}")
+    choice = os.environ.get(_NATIVE_ENV, "auto").strip().lower() or "auto"
+    if choice not in _NATIVE_CHOICES:
+        raise ImportError(f"{_NATIVE_ENV}={choice!r} is not a build of fastdefocus._native: expected one of "
+                          f"{', '.join(_NATIVE_CHOICES)}")
     return choice
 
 
@@ -98,14 +100,16 @@ class _NativeFinder:
         v3 = importlib.util.find_spec(__name__ + "._native_x86_64_v3")
         if v3 is None or v3.origin is None:
             if choice == "x86-64-v3":
-                raise ImportError(f"{NATIVE_ENV}=x86-64-v3, but this install has no x86-64-v3 build of "
+                raise ImportError(f"{_NATIVE_ENV}=x86-64-v3, but this install has no x86-64-v3 build of "
                                   "fastdefocus._native (built without FASTDEFOCUS_DISPATCH, or not on x86-64)")
             return None
-        missing = X86_64_V3_FLAGS - _cpu_flags()
+        flags = _cpu_flags()
+        missing = _X86_64_V3_FLAGS - flags
         if missing:
             if choice == "x86-64-v3":
-                raise ImportError(f"{NATIVE_ENV}=x86-64-v3, but this CPU lacks {', '.join(sorted(missing))}: "
-                                  "use auto or baseline")
+                why = (f"this CPU lacks {', '.join(sorted(missing))}" if flags else
+                       "this CPU's features cannot be read (/proc/cpuinfo)")
+                raise ImportError(f"{_NATIVE_ENV}=x86-64-v3, but {why}: use auto or baseline")
             return None
         # the same module compiled for x86-64-v3: its init function is PyInit__native
         return importlib.util.spec_from_file_location(name, v3.origin)

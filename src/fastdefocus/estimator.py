@@ -251,7 +251,8 @@ class DefocusEstimator:
         frames : iterable of images, or a video path
             Images as :meth:`estimate` takes them; a video is read with OpenCV (BGR
             converted to RGB). A frame of another size than the first raises ValueError
-            before it is estimated.
+            before it is estimated. Frames are read ahead and estimated after the iterator
+            has moved on: a source must give a new array per frame, not refill one buffer.
         smoothing : float in [0, 1)
             Uniform temporal smoothing of the map: ``sigma_k = s * sigma_(k-1) + (1 - s) *
             estimate_k`` (0, the default: off). Damps flicker on video but lags everywhere, also
@@ -394,14 +395,16 @@ class DefocusEstimator:
                     while pending:
                         yield finish(*pending.popleft())
                     raise
-                # the frame was validated above: not validated again
+                # the frame was validated above: not validated again; with stable, its luminance
+                # (made above) is what the estimate starts from
+                image, image_bgr = (lum, False) if stable else (arr, bgr)
                 k = index % workers
                 if pool is None:
-                    pending.append((frame, lum, self._estimate_cpu(arr, channel_order, caches[0], checked=True,
-                                                                   bgr=bgr)))
+                    pending.append((frame, lum, self._estimate_cpu(image, channel_order, caches[0], checked=True,
+                                                                   bgr=image_bgr)))
                 else:  # worker k's previous frame (index - workers) is done: it is the oldest pending
-                    pending.append((frame, lum, pool.submit(estimators[k]._estimate_cpu, arr, channel_order,
-                                                            caches[k], checked=True, bgr=bgr)))
+                    pending.append((frame, lum, pool.submit(estimators[k]._estimate_cpu, image, channel_order,
+                                                            caches[k], checked=True, bgr=image_bgr)))
                 while len(pending) >= workers:
                     yield finish(*pending.popleft())
             while pending:

@@ -16,16 +16,16 @@ import pytest
 import fastdefocus
 
 V3_INSTALLED = importlib.util.find_spec("fastdefocus._native_x86_64_v3") is not None
-V3_CPU = not (fastdefocus.X86_64_V3_FLAGS - fastdefocus._cpu_flags())
+V3_CPU = not (fastdefocus._X86_64_V3_FLAGS - fastdefocus._cpu_flags())
 needs_v3 = pytest.mark.skipif(not (V3_INSTALLED and V3_CPU),
                               reason="no x86-64-v3 build installed, or this CPU does not run it")
 
 
 def _run(code: str, choice: str | None) -> subprocess.CompletedProcess:
     env = dict(os.environ)
-    env.pop(fastdefocus.NATIVE_ENV, None)
+    env.pop(fastdefocus._NATIVE_ENV, None)
     if choice is not None:
-        env[fastdefocus.NATIVE_ENV] = choice
+        env[fastdefocus._NATIVE_ENV] = choice
     # the same interpreter flags (-S where the caller used it) and search path as this process
     flags = ["-S"] if sys.flags.no_site else []
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
@@ -53,8 +53,8 @@ def test_auto_loads_the_v3_build_on_a_cpu_that_runs_it():
 def test_this_process_loaded_the_best_build():
     from fastdefocus import _native
 
-    want = "x86-64-v3" if V3_INSTALLED and V3_CPU and os.environ.get(fastdefocus.NATIVE_ENV, "auto") in (
-        "auto", "", "x86-64-v3") else _native.arch
+    choice = fastdefocus._native_choice()
+    want = "x86-64-v3" if V3_INSTALLED and V3_CPU and choice != "baseline" else "baseline"
     assert _native.arch == want
     assert _native.__name__ == "fastdefocus._native"  # pickles and type names as before
 
@@ -70,11 +70,14 @@ def test_v3_on_a_cpu_without_it_is_refused(monkeypatch):
     """The finder itself, with the CPU's flags replaced: forced v3 says which flags are missing;
     auto falls back to the baseline (None: the normal import)."""
     monkeypatch.setattr(fastdefocus, "_cpu_flags", lambda: frozenset({"sse2", "avx"}))
-    monkeypatch.setenv(fastdefocus.NATIVE_ENV, "auto")
+    monkeypatch.setenv(fastdefocus._NATIVE_ENV, "auto")
     assert fastdefocus._NativeFinder.find_spec("fastdefocus._native") is None
-    monkeypatch.setenv(fastdefocus.NATIVE_ENV, "x86-64-v3")
+    monkeypatch.setenv(fastdefocus._NATIVE_ENV, "x86-64-v3")
     if V3_INSTALLED:
         with pytest.raises(ImportError, match="this CPU lacks .*avx2.*fma"):
+            fastdefocus._NativeFinder.find_spec("fastdefocus._native")
+        monkeypatch.setattr(fastdefocus, "_cpu_flags", lambda: frozenset())  # no /proc/cpuinfo
+        with pytest.raises(ImportError, match="features cannot be read"):
             fastdefocus._NativeFinder.find_spec("fastdefocus._native")
     else:
         with pytest.raises(ImportError, match="no x86-64-v3 build"):
