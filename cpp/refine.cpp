@@ -200,15 +200,15 @@ void min_max_filter(const float* src, int64_t h, int64_t w, int64_t radius, floa
     detail::require_image(src, "min_max_filter: src", h, w);
     if (lo == nullptr || hi == nullptr) throw std::invalid_argument("min_max_filter: outputs must not be null");
     if (radius < 0) throw std::invalid_argument("min_max_filter: radius must be >= 0");
-    const int64_t r = std::min(radius, std::max(h, w));
+    // a radius of the row length (column length) already spans every row (column)
+    const int64_t rx = std::min(radius, w), ry = std::min(radius, h);
     Buffer rmin = buffer(h * w), rmax = buffer(h * w);
     // along each row (contiguous, so every pass vectorises), by doubling: row_min_max
-    const int64_t rr = std::min(r, w);  // a window of 2w + 1 already spans every row
     detail::for_rows(threads, h, w, [&](int64_t y0, int64_t y1) {
-        const int64_t m = w + 2 * rr;
+        const int64_t m = w + 2 * rx;
         detail::Scratch<float> sc(static_cast<std::size_t>(4 * m));  // uninitialised, kept per thread
         for (int64_t y = y0; y < y1; ++y)
-            row_min_max(src + y * w, w, rr, rmin.get() + y * w, rmax.get() + y * w, sc.data(), sc.data() + m,
+            row_min_max(src + y * w, w, rx, rmin.get() + y * w, rmax.get() + y * w, sc.data(), sc.data() + m,
                         sc.data() + 2 * m, sc.data() + 3 * m);
     });
     // along the columns: image rows of `lanes` columns, in bands of columns between threads
@@ -217,9 +217,9 @@ void min_max_filter(const float* src, int64_t h, int64_t w, int64_t radius, floa
     const int64_t nbands = (w + band - 1) / band;
     detail::parallel_for(nt, nbands, [&](int64_t c) {
         const int64_t x0 = c * band, lanes = std::min(band, w - x0);
-        const int64_t m = (h + 2 * r) * lanes;
+        const int64_t m = (h + 2 * ry) * lanes;
         detail::Scratch<float> sc(static_cast<std::size_t>(4 * m));  // uninitialised, kept per thread
-        running_min_max(rmin.get() + x0, rmax.get() + x0, h, lanes, w, r, lo + x0, hi + x0, w, sc.data(),
+        running_min_max(rmin.get() + x0, rmax.get() + x0, h, lanes, w, ry, lo + x0, hi + x0, w, sc.data(),
                         sc.data() + m, sc.data() + 2 * m, sc.data() + 3 * m);
     });
 }
