@@ -91,3 +91,33 @@ def test_float_nodes_are_the_stem_and_the_head_of_either_network():
     assert fast == ["/net/features/features.0/features.0.0/Conv", "/net/GlobalAveragePool", "/net/Flatten",
                     "/net/classifier/Gemm", "/Softmax"]
     assert load_model_info(MODEL_DIRS["fast"]).metadata["metrics_heldout_int8"]["quantization"]["float_nodes"] == fast
+
+
+def test_unit_pooling_is_removed_with_the_same_outputs(tmp_path):
+    """drop_unit_pooling takes out a global average pooling over 1 x 1 (the default model's head)
+    and keeps one over more (the fast model's 2 x 2); the graph's outputs stay the same exactly."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from fastdefocus.train.quantize import drop_unit_pooling
+
+    default = tmp_path / "default.onnx"
+    default.write_bytes((MODEL_DIRS["default"] / "blur_classifier.onnx").read_bytes())
+    assert drop_unit_pooling(default) == ["/net/GlobalAveragePool"]
+    assert "GlobalAveragePool" not in {n.op_type for n in onnx.load(str(default)).graph.node}
+    x = np.random.default_rng(0).standard_normal((64, 1, 32, 32)).astype(np.float32)
+    run = lambda p: ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"patches": x})[0]
+    np.testing.assert_array_equal(run(default), run(MODEL_DIRS["default"] / "blur_classifier.onnx"))
+    assert drop_unit_pooling(default) == []  # nothing left to remove
+    fast = tmp_path / "fast.onnx"
+    fast.write_bytes((MODEL_DIRS["fast"] / "blur_classifier.onnx").read_bytes())
+    assert drop_unit_pooling(fast) == []
+    assert fast.read_bytes() == (MODEL_DIRS["fast"] / "blur_classifier.onnx").read_bytes()
+
+
+def test_the_shipped_int8_graphs_pool_only_where_the_map_is_larger_than_one_pixel():
+    onnx = pytest.importorskip("onnx")
+    ops = lambda name: {n.op_type for n in onnx.load(str(load_model_info(MODEL_DIRS[name]).onnx_int8_path)).graph.node}
+    assert "GlobalAveragePool" not in ops("default")
+    assert "GlobalAveragePool" in ops("fast")
+    assert load_model_info(MODEL_DIRS["default"]).metadata["metrics_heldout_int8"]["quantization"]["removed_nodes"] == [
+        "/net/GlobalAveragePool"]
