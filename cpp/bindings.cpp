@@ -232,7 +232,7 @@ class PyEstimator {
   public:
     PyEstimator(const std::string& model_path, int stride, double sigma0, double radius, double eps, int iterations,
                 int snap, int batch_size, int threads, int64_t max_pixels, const py::object& classifier,
-                int coarse_levels, double flat_gate, double fill_sigma) {
+                int coarse_levels, double flat_gate, double fill_sigma, int tta) {
         fd::EstimatorOptions o;
         o.model_path = model_path;
         o.stride = stride;
@@ -244,6 +244,7 @@ class PyEstimator {
         o.coarse_levels = coarse_levels;
         o.flat_gate = flat_gate;
         o.fill_sigma = fill_sigma;
+        o.tta = tta;
         o.batch_size = batch_size;
         o.threads = threads;
         o.max_pixels = max_pixels;
@@ -308,6 +309,7 @@ class PyEstimator {
         d["coarse_levels"] = o.coarse_levels;
         d["flat_gate"] = o.flat_gate;
         d["fill_sigma"] = o.fill_sigma;
+        d["tta"] = o.tta;
         d["batch_size"] = o.batch_size;
         d["threads"] = o.threads;
         d["model_path"] = o.model_path;
@@ -619,14 +621,15 @@ PYBIND11_MODULE(_native, m) {
     m.attr("has_opencv_dnn") = fastdefocus::has_opencv_dnn();
     py::class_<PyEstimator>(m, "Estimator")
         .def(py::init<const std::string&, int, double, double, double, int, int, int, int, int64_t, const py::object&,
-                      int, double, double>(),
+                      int, double, double, int>(),
              py::arg("model_path") = "", py::arg("stride") = fd::params::kDefaultStride,
              py::arg("sigma0") = fd::params::kDefaultSigma0, py::arg("radius") = fd::params::kDefaultRadius,
              py::arg("eps") = fd::params::kDefaultEps, py::arg("iterations") = fd::params::kDefaultIterations,
              py::arg("snap") = fd::params::kDefaultSnap, py::arg("batch_size") = fd::params::kDefaultBatchSize,
              py::arg("threads") = 0, py::arg("max_pixels") = -1, py::arg("classifier") = py::none(),
              py::arg("coarse_levels") = fd::params::kDefaultCoarseLevels,
-             py::arg("flat_gate") = fd::params::kDefaultFlatGate, py::arg("fill_sigma") = fd::params::kDefaultFillSigma)
+             py::arg("flat_gate") = fd::params::kDefaultFlatGate, py::arg("fill_sigma") = fd::params::kDefaultFillSigma,
+             py::arg("tta") = fd::params::kDefaultTta)
         .def("estimate", &PyEstimator::estimate, py::arg("image"), py::arg("bgr") = false,
              py::arg("cache") = py::none(),
              "(sigma, confidence, timings) of an image (uint8 / uint16 / float32, (H, W) or (H, W, C)); "

@@ -50,6 +50,7 @@ fastdefocus::EstimatorOptions to_options(const fastdefocus_options* c) {
     o.coarse_levels = c->coarse_levels;
     o.flat_gate = c->flat_gate;
     o.fill_sigma = c->fill_sigma;
+    o.tta = c->tta;
     o.batch_size = c->batch_size;
     o.threads = c->threads;
     o.max_pixels = c->max_pixels;
@@ -73,6 +74,7 @@ void fastdefocus_options_init(fastdefocus_options* options) {
     options->coarse_levels = o.coarse_levels;
     options->flat_gate = o.flat_gate;
     options->fill_sigma = o.fill_sigma;
+    options->tta = o.tta;
     options->batch_size = o.batch_size;
     options->threads = o.threads;
     options->max_pixels = o.max_pixels;

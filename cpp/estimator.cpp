@@ -65,6 +65,8 @@ EstimatorOptions validated_options(const EstimatorOptions& options, const ModelI
                                     std::to_string(o.fill_sigma));
     if (!(o.flat_gate >= 0.0 && o.flat_gate <= 0.5))
         throw std::invalid_argument("flat_gate must be in [0, 0.5], got " + std::to_string(o.flat_gate));
+    if (std::find(std::begin(params::kTtaViews), std::end(params::kTtaViews), o.tta) == std::end(params::kTtaViews))
+        throw std::invalid_argument("tta must be 1, 2, 4 or 8 (views per patch), got " + std::to_string(o.tta));
     if (o.batch_size < 1) throw std::invalid_argument("batch_size must be >= 1, got " + std::to_string(o.batch_size));
     if (o.threads < 0) throw std::invalid_argument("threads must be >= 0, got " + std::to_string(o.threads));
     if (o.max_pixels < -1)
@@ -188,6 +190,22 @@ std::vector<unsigned char> unchanged_patches(const float* now, const std::vector
     return patch;
 }
 
+// View `view` (0-7) of n square p x p patches, into `out` (stages/classify.py dihedral_view):
+// y[r][c] = x[a][b], (a, b) = (r, c) or (c, r) from view 4, b mirrored by bit 0, a by bit 1.
+void dihedral_view(const float* in, int64_t n, int64_t p, int view, float* out) {
+    for (int64_t k = 0; k < n; ++k) {
+        const float* x = in + k * p * p;
+        float* y = out + k * p * p;
+        for (int64_t r = 0; r < p; ++r)
+            for (int64_t c = 0; c < p; ++c) {
+                int64_t a = (view & 4) ? c : r, b = (view & 4) ? r : c;
+                if (view & 1) b = p - 1 - b;
+                if (view & 2) a = p - 1 - a;
+                y[r * p + c] = x[a * p + b];
+            }
+    }
+}
+
 }  // namespace
 
 Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t given_n, int64_t given_levels,
@@ -270,6 +288,9 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
         const int64_t batch = std::max<int64_t>(1, std::min<int64_t>(o.batch_size, nclass));
         detail::Scratch<float> patches(static_cast<std::size_t>(batch * p * p));
         detail::Scratch<float> rows(gating ? static_cast<std::size_t>(batch * L) : 0);
+        // test-time views: the batch in view v, and the probabilities of one view
+        detail::Scratch<float> view_patches(o.tta > 1 ? static_cast<std::size_t>(batch * p * p) : 0);
+        detail::Scratch<float> view_rows(o.tta > 1 ? static_cast<std::size_t>(batch * L) : 0);
         probs = detail::Scratch<float>(static_cast<std::size_t>(npatch * L));
         std::fill(probs.begin(), probs.end(), std::numeric_limits<float>::quiet_NaN());
         for (int64_t start = 0; start < nclass; start += batch) {
@@ -285,6 +306,16 @@ Result Estimator::Impl::run(const ImageView& image, const float* given, int64_t 
             float* out = gating ? rows.data() : probs.data() + start * L;
             std::fill(out, out + n * L, std::numeric_limits<float>::quiet_NaN());
             classifier->probabilities(patches.data(), n, p, out, L);
+            if (o.tta > 1) {  // the mean over the views, summed in view order (dihedral_probabilities)
+                for (int v = 1; v < o.tta; ++v) {
+                    dihedral_view(patches.data(), n, p, v, view_patches.data());
+                    std::fill(view_rows.begin(), view_rows.begin() + n * L, std::numeric_limits<float>::quiet_NaN());
+                    classifier->probabilities(view_patches.data(), n, p, view_rows.data(), L);
+                    for (int64_t i = 0; i < n * L; ++i) out[i] += view_rows[i];
+                }
+                const float views = static_cast<float>(o.tta);
+                for (int64_t i = 0; i < n * L; ++i) out[i] /= views;
+            }
             if (gating)
                 for (int64_t j = 0; j < n; ++j)
                     std::copy_n(out + j * L, L, probs.data() + keep[static_cast<std::size_t>(start + j)] * L);

@@ -1,7 +1,7 @@
 // defocus_map: the defocus map of one image file, with the installed fastdefocus model.
 //
 //   defocus_map photo.jpg out [--stride 8] [--sigma0 0] [--snap 10] [--iterations 1]
-//               [--coarse-levels 2] [--flat-gate 0.5] [--fill-sigma 64] [--threads 0] [--model DIR]
+//               [--coarse-levels 2] [--flat-gate 0.5] [--fill-sigma 64] [--tta 1] [--threads 0] [--model DIR]
 //
 // writes out_sigma.tiff (32-bit float, the blur sigma in px per pixel) and out_sigma.png
 // (viridis on the views' fixed scale, [0, min(sigma_max, 16)] px, dark = sharp), and prints the
@@ -22,7 +22,7 @@
 static int usage() {
     std::fprintf(stderr,
                  "usage: defocus_map IMAGE OUT_PREFIX [--stride N] [--sigma0 X] [--snap N] [--iterations N] "
-                 "[--coarse-levels N] [--flat-gate X] [--fill-sigma X] [--threads N] [--model DIR]\n");
+                 "[--coarse-levels N] [--flat-gate X] [--fill-sigma X] [--tta N] [--threads N] [--model DIR]\n");
     return 2;
 }
 
@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
         else if (arg == "--iterations") options.iterations = std::atoi(value);
         else if (arg == "--coarse-levels") options.coarse_levels = std::atoi(value);
         else if (arg == "--flat-gate") options.flat_gate = std::atof(value);
+        else if (arg == "--tta") options.tta = std::atoi(value);
         else if (arg == "--fill-sigma") options.fill_sigma = std::atof(value);
         else if (arg == "--threads") options.threads = std::atoi(value);
         else if (arg == "--model") options.model_path = value;

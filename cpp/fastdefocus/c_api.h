@@ -45,6 +45,7 @@ typedef struct fastdefocus_options {
     int coarse_levels;      /* coarse levels for blur past 6 px (2: to about 26 px), 0: off */
     double flat_gate;       /* texture gating: flat patches (std < flat_gate x 0.02) not classified, 0: off */
     double fill_sigma;      /* flat fill: flat patches take their surroundings' value within this sigma (px), 0: off */
+    int tta;                /* test-time views per patch, averaged: 1 (off), 2, 4 or 8 */
 } fastdefocus_options;
 
 /* A classifier callback: `n` normalised patches (n x patch x patch floats) -> n x levels

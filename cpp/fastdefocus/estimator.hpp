@@ -80,6 +80,11 @@ struct EstimatorOptions {
     // confidence-weighted, edge-aware value of the patches around them, within about this
     // sigma in px (stages/fill.py); 0: off.
     double fill_sigma = params::kDefaultFillSigma;  // 0, or in [params::kMinFillSigma, params::kMaxFillSigma]
+    // Test-time views: each classified patch goes to the classifier in this many of its
+    // dihedral views (stages/classify.py dihedral_view: 2 the patch and its mirror, 4 with
+    // the other mirror and the 180-degree rotation, 8 all) and the probabilities are averaged;
+    // 1: off.  One of params::kTtaViews; costs that many classifier calls.
+    int tta = params::kDefaultTta;
     int batch_size = params::kDefaultBatchSize;     // patches per classifier call
     int threads = 0;                                // 0: default_threads() (filters.hpp)
     std::string model_path;                         // folder of blur_classifier.json; empty:

@@ -32,7 +32,8 @@ class Estimator:
     def __init__(self, model_path: str = "", stride: int = 8, sigma0: float = 0.0, radius: float = 4.0,
                  eps: float = 1e-3, iterations: int = 1, snap: int = 10, batch_size: int = 1024, threads: int = 0,
                  max_pixels: int = -1, classifier: None | str | Callable[[np.ndarray], np.ndarray] = None,
-                 coarse_levels: int = 2, flat_gate: float = 0.5, fill_sigma: float = 64.0) -> None: ...
+                 coarse_levels: int = 2, flat_gate: float = 0.5, fill_sigma: float = 64.0,
+                 tta: int = 1) -> None: ...
     def estimate(self, image: np.ndarray, bgr: bool = False,
                  cache: StreamCache | None = None) -> tuple[_F32, _F32, dict[str, float]]: ...
     def estimate_from_probabilities(self, image: np.ndarray, probabilities: _F32,

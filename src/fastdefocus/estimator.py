@@ -166,7 +166,7 @@ class DefocusEstimator:
                                              iterations=self.iterations, snap=self.snap,
                                              batch_size=self.batch_size, threads=self.threads, max_pixels=0,
                                              coarse_levels=self.coarse_levels, flat_gate=config.flat_gate,
-                                             fill_sigma=config.fill_sigma,
+                                             fill_sigma=config.fill_sigma, tta=config.tta,
                                              classifier=self.classifier.probabilities)
 
     def level_estimator(self) -> "DefocusEstimator":

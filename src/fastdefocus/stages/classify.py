@@ -59,6 +59,35 @@ def confidence_from_probs(probs: np.ndarray) -> np.ndarray:
     return np.clip(conf, 0.0, 1.0).astype(np.float32)
 
 
+def dihedral_view(patches: np.ndarray, view: int) -> np.ndarray:
+    """View ``view`` (0-7) of square patches (..., P, P): ``y[r, c] = x[a, b]`` with ``(a, b)``
+    ``(r, c)``, or ``(c, r)`` for views 4-7, then ``b`` mirrored (``P - 1 - b``) when bit 0 of
+    ``view`` is set and ``a`` when bit 1 is. 0 is the patch itself; 0-1 the patch and its mirror;
+    0-3 the group of both mirrors and the 180-degree rotation; 0-7 all eight dihedral views."""
+    if not 0 <= view < 8:
+        raise ValueError(f"view must be in 0-7, got {view}")
+    x = np.swapaxes(patches, -1, -2) if view & 4 else patches
+    if view & 1:
+        x = x[..., :, ::-1]
+    if view & 2:
+        x = x[..., ::-1, :]
+    return np.ascontiguousarray(x)
+
+
+def dihedral_probabilities(classify, patches: np.ndarray, views: int) -> np.ndarray:
+    """The mean of ``classify``'s probabilities (N, L) float32 over the first ``views`` dihedral
+    views of the patches (:func:`dihedral_view`), summed in view order in float32 and divided by
+    ``views`` (as the native estimator does); ``views`` 1: ``classify(patches)``."""
+    out = np.asarray(classify(patches), np.float32)
+    if views == 1:
+        return out
+    out = out.copy()
+    for v in range(1, views):
+        out += np.asarray(classify(dihedral_view(patches, v)), np.float32)
+    out /= np.float32(views)
+    return out
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What the shipped model file says about itself."""

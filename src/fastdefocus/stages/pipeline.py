@@ -11,7 +11,8 @@ import numpy as np
 from fastdefocus._params import SPLAT_LIFT
 from fastdefocus._validate import check_channel_order, check_image, check_pixel_count
 from fastdefocus.blur import gaussian_blur
-from fastdefocus.stages.classify import apply_calibration, confidence_from_probs, expected_sigma_raw
+from fastdefocus.stages.classify import (apply_calibration, confidence_from_probs, dihedral_probabilities,
+                                         expected_sigma_raw)
 from fastdefocus.stages.coarse import raise_with_coarse_levels
 from fastdefocus.stages.filters import extract_patches
 from fastdefocus.stages.fill import fill_flat, patch_means
@@ -79,11 +80,12 @@ def estimate_numpy(est, image, *, channel_order: str = "rgb"):
     t2 = time.perf_counter()
     timings["patches"] = t2 - t1
     # texture gating: a patch whose std is below flat_gate x flat_std (its texture confidence,
-    # hence its weight, is 0) is not classified; it takes the probabilities of a flat patch
+    # hence its weight, is 0) is not classified; it takes the probabilities of a flat patch (whose
+    # dihedral views are all the same patch)
     flat = texture.ravel() < est.config.flat_gate * est.flat_std
     probs = np.empty((len(patches), len(est.info.levels)), np.float32)
     if (~flat).any():
-        probs[~flat] = est.classifier.probabilities(patches[~flat])
+        probs[~flat] = dihedral_probabilities(est.classifier.probabilities, patches[~flat], est.config.tta)
     if flat.any():
         probs[flat] = est.classifier.probabilities(np.zeros((1,) + patches.shape[1:], np.float32))[0]
     t3 = time.perf_counter()
