@@ -24,7 +24,7 @@ from fastdefocus._params import FLAT_STD
 from ._device import as_device, cuda
 from .filters import _reflect  # one reflect-101 index rule for every kernel
 
-__all__ = ["patch_grid", "extract_patches"]
+__all__ = ["patch_grid", "extract_patches", "dihedral_view", "accumulate_views"]
 
 MAX_THREADS = 256  # size of the shared reduction buffer
 
@@ -182,3 +182,73 @@ def extract_patches(gray, size: int = 32, stride: int = 8, normalize: bool = Fal
         _extract[count, threads, stream](img, size, stride, nx, first, count, bool(normalize),
                                          std_floor, batch, want_std, std_out if want_std else batch)
     return out, (ny, nx)
+
+
+@cuda.jit
+def _dihedral(src, count, view, out):
+    k, i = cuda.grid(2)
+    size = src.shape[1]
+    if k >= count or i >= size * size:
+        return
+    r = i // size
+    c = i - r * size
+    a = c if view & 4 else r
+    b = r if view & 4 else c
+    if view & 1:
+        b = size - 1 - b
+    if view & 2:
+        a = size - 1 - a
+    out[k, r, c] = src[k, a, b]
+
+
+def _batch(func, name, arr):
+    arr = as_device(func, name, arr, ndim=getattr(arr, "ndim", len(getattr(arr, "shape", ()))))
+    batch = arr[:, 0] if arr.ndim == 4 else arr
+    if batch.ndim != 3 or batch.shape[1] != batch.shape[2] or (arr.ndim == 4 and arr.shape[1] != 1):
+        raise ValueError(f"{func}: {name} must have shape (N, P, P) or (N, 1, P, P), got {arr.shape}")
+    return batch
+
+
+def dihedral_view(src, view: int, out, count: int | None = None, stream=0):
+    """View ``view`` (0-7) of the first ``count`` square patches of ``src`` into ``out``
+    (:func:`fastdefocus.stages.classify.dihedral_view`: ``y[r, c] = x[a, b]``, ``(a, b)`` ``(r, c)``
+    or ``(c, r)`` from view 4, ``b`` mirrored by bit 0 of ``view``, ``a`` by bit 1). Both device
+    arrays (N, P, P) or (N, 1, P, P) of the same patch size; one thread per pixel."""
+    func = "dihedral_view"
+    a, b = _batch(func, "src", src), _batch(func, "out", out)
+    view = int(view)
+    if not 0 <= view < 8:
+        raise ValueError(f"{func}: view must be in 0-7, got {view}")
+    n = a.shape[0] if count is None else int(count)
+    if a.shape[1:] != b.shape[1:] or not 0 <= n <= min(a.shape[0], b.shape[0]):
+        raise ValueError(f"{func}: src {src.shape} and out {out.shape} must hold {n} patches of one size")
+    if n:
+        pixels = a.shape[1] * a.shape[2]
+        _dihedral[(n, (pixels + 127) // 128), (1, 128), stream](a, n, view, b)
+    return out
+
+
+@cuda.jit
+def _accumulate(acc, probs, count, first, scale):
+    i, j = cuda.grid(2)
+    if i >= count or j >= acc.shape[1]:
+        return
+    v = probs[i, j] if first else acc[i, j] + probs[i, j]
+    acc[i, j] = v * scale if scale != 1.0 else v
+
+
+def accumulate_views(acc, probs, count: int, first: bool, scale: float = 1.0, stream=0):
+    """``acc[:count] = (probs[:count] if first else acc[:count] + probs[:count]) * scale`` on
+    float32 device arrays (N, L): the sum of a patch batch's probabilities over its views, in view
+    order, and the division by the number of views (``scale`` 1 / views on the last one), as
+    :func:`fastdefocus.stages.classify.dihedral_probabilities` computes them."""
+    func = "accumulate_views"
+    acc = as_device(func, "acc", acc, ndim=2)
+    probs = as_device(func, "probs", probs, ndim=2)
+    count = int(count)
+    if acc.shape[1] != probs.shape[1] or not 0 <= count <= min(acc.shape[0], probs.shape[0]):
+        raise ValueError(f"{func}: acc {acc.shape} and probs {probs.shape} must hold {count} rows of one width")
+    if count:
+        _accumulate[((count + 63) // 64, acc.shape[1]), (64, 1), stream](acc, probs, count, bool(first),
+                                                                            np.float32(scale))
+    return acc

@@ -164,6 +164,29 @@ class GpuPipeline:
         self.gate_std = float(config.flat_gate) * self.flat_std
         self._flat = None
         self._parent = None
+        # test-time views (config.tta > 1): per classifier backend, a copy of its input batch and
+        # the sum of the views' probabilities
+        self._views: dict = {}
+
+    def _view_mean(self, backend, probs, count, stream):
+        """The probabilities of the batch in ``backend.input`` averaged over ``cfg.tta`` dihedral
+        views (``probs``: view 0's), summed in view order and divided by the number of views, as
+        :func:`fastdefocus.stages.classify.dihedral_probabilities` does on the CPU."""
+        kp, views = self.kp, self.cfg.tta
+        bufs = self._views.get(id(backend))
+        if bufs is None:
+            p = self.patch_size
+            bufs = self._views[id(backend)] = (
+                self.cuda.device_array((backend.batch, 1, p, p), backend.input.dtype),
+                self.cuda.device_array((backend.batch, len(self.info.levels)), np.float32))
+        source, total = bufs
+        kp.dihedral_view(backend.input, 0, source, count, stream=stream)  # view 0: a copy of the batch
+        kp.accumulate_views(total, probs, count, first=True, stream=stream)
+        for v in range(1, views):
+            kp.dihedral_view(source, v, backend.input, count, stream=stream)
+            kp.accumulate_views(total, backend.run(count, stream), count, first=False,
+                                scale=1.0 / views if v == views - 1 else 1.0, stream=stream)
+        return total[:count]
 
     def _compute_stream(self):
         """One compute stream for the pipeline's life: torch's caching allocator keys its
@@ -283,6 +306,8 @@ class GpuPipeline:
                                threads=self.patch_threads)
             count = min(backend.batch, geo.n - first)
             probs = backend.run(count, stream)
+            if self.cfg.tta > 1:
+                probs = self._view_mean(backend, probs, count, stream)
             splat.patch_outputs(probs, first, self.info.levels, self.info.calibration, self.cfg.sigma0, b.std,
                                 b.agreement, self.flat_std, b.sigma_p, b.conf_p, b.weight_p, stream=stream,
                                 flat=flat, gate_std=self.gate_std)

@@ -66,12 +66,10 @@ def dihedral_view(patches: np.ndarray, view: int) -> np.ndarray:
     0-3 the group of both mirrors and the 180-degree rotation; 0-7 all eight dihedral views."""
     if not 0 <= view < 8:
         raise ValueError(f"view must be in 0-7, got {view}")
-    x = np.swapaxes(patches, -1, -2) if view & 4 else patches
-    if view & 1:
-        x = x[..., :, ::-1]
+    x = patches[..., :, ::-1] if view & 1 else patches
     if view & 2:
         x = x[..., ::-1, :]
-    return np.ascontiguousarray(x)
+    return np.ascontiguousarray(np.swapaxes(x, -1, -2) if view & 4 else x)
 
 
 def dihedral_probabilities(classify, patches: np.ndarray, views: int) -> np.ndarray:
