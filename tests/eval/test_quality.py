@@ -178,3 +178,6 @@ def test_bench_command_smallest_configuration(tmp_path, capsys, monkeypatch):
     assert "Flat fill" in text and "Coarse levels" in text
     fill = report["fill"][0]
     assert fill["fill_sigma"] == 64.0 and fill["flat"]["seconds_on"] > 0 and fill["sharp"]["ratio"] > 0
+    assert "Test-time views" in text and "8 views" in text
+    views = report["tta"][0]
+    assert set(views) >= {"views2", "views4", "views8"} and views["views8"]["seconds_on"] > 0

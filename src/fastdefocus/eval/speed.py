@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fastdefocus._params import TTA_VIEWS
 from fastdefocus.eval._common import emit_report, run_info
 
 SIZES = {"640x480": (480, 640), "1280x720": (720, 1280), "1920x1080": (1080, 1920)}
@@ -262,6 +263,21 @@ def measure_fill(size: str, stride: int, repeats: int) -> dict:
     return out
 
 
+def measure_tta(size: str, stride: int, repeats: int) -> dict:
+    """What test-time views cost (meant for a fresh process): estimators with ``tta`` 2, 4 and 8
+    against the default (1 view), best of ``repeats`` each, interleaved, on a generated frame."""
+    import fastdefocus
+
+    h, w = SIZES[size]
+    frame = make_frame(h, w, seed=1)
+    off = fastdefocus.DefocusEstimator(stride=stride, device="cpu")
+    out = {"size": size, "stride": stride}
+    for views in TTA_VIEWS[1:]:
+        on = fastdefocus.DefocusEstimator(stride=stride, device="cpu", tta=views, _classifier=off.classifier)
+        out[f"views{views}"] = _on_off(on, off, (("frame", frame),), repeats)["frame"]
+    return out
+
+
 _XIMGPROC_TIMER = """
 import sys, time
 import numpy as np, cv2
@@ -402,6 +418,8 @@ def run_speed(options: dict) -> dict:
                                                                      options["repeats"]))
             print(f"[speed] {size} stride {stride} flat fill", file=sys.stderr, flush=True)
             report.setdefault("fill", []).append(_in_fresh_process(measure_fill, size, stride, options["repeats"]))
+            print(f"[speed] {size} stride {stride} test-time views", file=sys.stderr, flush=True)
+            report.setdefault("tta", []).append(_in_fresh_process(measure_tta, size, stride, options["repeats"]))
     if options.get("stream", True):
         for size in options.get("stream_sizes", STREAM_SIZES):
             for stride in options["strides"]:
@@ -478,7 +496,9 @@ def speed_markdown(report: dict) -> str:
     on_off = (("coarse", "Coarse levels (blur past 6 px)", "coarse_levels=0", "coarse levels on",
                lambda c: (("sharp", "sharp texture"), ("blurred", f"Gaussian {c['blur']:g} px everywhere"))),
               ("fill", "Flat fill", "fill_sigma=0", "fill on",
-               lambda c: (("sharp", "sharp texture"), ("flat", "sharp texture, middle third flat"))))
+               lambda c: (("sharp", "sharp texture"), ("flat", "sharp texture, middle third flat"))),
+              ("tta", "Test-time views", "tta=1", "views",
+               lambda c: tuple((f"views{n}", f"generated frame, {n} views") for n in TTA_VIEWS[1:] if f"views{n}" in c)))
     for key, title, off, on_label, frames in on_off:
         if not report.get(key):
             continue
