@@ -98,6 +98,11 @@ int main(void) {
     CHECK(fastdefocus_create_with_classifier(&o, classify, &counter) == NULL);
     CHECK_ERROR("fill_sigma must be 0 (off) or in [1, 10000] px");
     fastdefocus_options_init(&o);
+    CHECK(o.tta == 1);
+    o.tta = 5;
+    CHECK(fastdefocus_create_with_classifier(&o, classify, &counter) == NULL);
+    CHECK_ERROR("tta must be 1, 2, 4 or 8");
+    fastdefocus_options_init(&o);
     o.model_path = "/nonexistent/model";
     CHECK(fastdefocus_create_with_classifier(&o, classify, &counter) == NULL);
     CHECK_ERROR("model metadata not found");

@@ -828,6 +828,19 @@ static void test_coarse_gating_stream() {
         bad = o;
         bad.coarse_levels = 9;
         EXPECT_THROW(std::invalid_argument, fd::Estimator(bad, one_hot(3, &calls, &seen)), "coarse_levels");
+        bad = o;
+        bad.tta = 3;
+        EXPECT_THROW(std::invalid_argument, fd::Estimator(bad, one_hot(3, &calls, &seen)), "tta must be 1, 2, 4 or 8");
+        // test-time views: each classified patch goes to the classifier once per view (the flat
+        // patch once); a classifier that reads every view alike gives the same map
+        fd::EstimatorOptions views = o;
+        views.tta = 8;
+        int calls3 = 0;
+        int64_t seen3 = 0;
+        fd::Estimator est3(views, one_hot(3, &calls3, &seen3));
+        const fd::Result r3 = est3.estimate(half_view);
+        CHECK(r3.patches_classified == r.patches_classified && seen3 == 8 * r3.patches_classified + 1);
+        CHECK(r3.sigma == r.sigma);
     }
     // stream cache: the same frame again classifies nothing; a changed corner only its patches
     {
