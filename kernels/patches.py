@@ -233,8 +233,7 @@ def _accumulate(acc, probs, count, first, scale):
     i, j = cuda.grid(2)
     if i >= count or j >= acc.shape[1]:
         return
-    v = probs[i, j] if first else acc[i, j] + probs[i, j]
-    acc[i, j] = v * scale if scale != 1.0 else v
+    acc[i, j] = (probs[i, j] if first else acc[i, j] + probs[i, j]) * scale  # x 1.0 is exact
 
 
 def accumulate_views(acc, probs, count: int, first: bool, scale: float = 1.0, stream=0):

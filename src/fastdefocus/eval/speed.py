@@ -498,7 +498,7 @@ def speed_markdown(report: dict) -> str:
               ("fill", "Flat fill", "fill_sigma=0", "fill on",
                lambda c: (("sharp", "sharp texture"), ("flat", "sharp texture, middle third flat"))),
               ("tta", "Test-time views", "tta=1", "views",
-               lambda c: tuple((f"views{n}", f"generated frame, {n} views") for n in TTA_VIEWS[1:] if f"views{n}" in c)))
+               lambda c: tuple((f"views{n}", f"generated frame, {n} views") for n in TTA_VIEWS[1:])))
     for key, title, off, on_label, frames in on_off:
         if not report.get(key):
             continue
